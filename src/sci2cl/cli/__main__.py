@@ -1,0 +1,3 @@
+from sci2cl.cli import main
+
+main()

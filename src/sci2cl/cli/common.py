@@ -1,0 +1,58 @@
+"""Shared CLI plumbing: error reporting, logging to stderr, thread settings."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from sci2cl.errors import Sci2clError
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Sci2clError as err:
+            click.echo(f"sci2cl: error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def info(message: str) -> None:
+    """Progress / summary messages go to stderr so stdout stays clean."""
+    click.echo(message, err=True)
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit torch's CPU threads (Nextflow passes task.cpus)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+class EpochProgress:
+    """A tqdm bar over epochs showing the latest losses (on stderr)."""
+
+    KEYS = ("train_loss", "val_loss", "val_zinb_rna", "val_zinb_atac", "val_moc", "val_mom")
+
+    def __init__(self, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="epochs", unit="epoch", file=sys.stderr, leave=True)
+
+    def __call__(self, record: dict) -> None:
+        shown = {k.replace("val_", "v_"): f"{record[k]:.3f}" for k in self.KEYS if k in record}
+        self.bar.set_postfix(stage=record.get("stage"), **shown, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

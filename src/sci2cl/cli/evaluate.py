@@ -1,0 +1,82 @@
+"""``sci2cl evaluate``: NMI / ARI (KMeans, Leiden, paper protocol) of an embedding vs labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sci2cl.cli.common import info, user_errors
+from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
+from sci2cl.io import staged_outputs
+from sci2cl.labels import match_labels, read_embedding
+
+
+@click.command("evaluate")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="PREFIX.h5mu or PREFIX.embeddings.parquet.",
+)
+@click.option(
+    "--labels",
+    "labels_csv",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV: first column barcode (or sample:barcode), one column per labelling.",
+)
+@click.option("--label-column", required=True, help="Column of --labels to score against.")
+@click.option("--exclude", multiple=True, help="Label value to leave out (repeatable).")
+@click.option("--output", required=True, type=click.Path(path_type=Path), help="metrics.json")
+@click.option("--obsm-key", default="X_sci2cl", show_default=True, help="Embedding in an h5mu.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="KMeans / Leiden seeds to average.",
+)
+@click.option(
+    "--paper-protocol/--no-paper-protocol",
+    default=True,
+    show_default=True,
+    help="Also run the scI2CL paper protocol (2-D UMAP then KMeans, 5 seeds).",
+)
+@user_errors
+def command(
+    input_path: Path,
+    labels_csv: Path,
+    label_column: str,
+    exclude: tuple[str, ...],
+    output: Path,
+    obsm_key: str,
+    seeds: int,
+    paper_protocol: bool,
+) -> None:
+    """Score an embedding against reference labels (labels are never used in training)."""
+    identity, embedding = read_embedding(input_path, obsm_key)
+    rows, labels = match_labels(identity, labels_csv, label_column, tuple(exclude))
+    config = EvaluationConfig(seeds=tuple(range(seeds)), paper_protocol=paper_protocol)
+    metrics = evaluate_embedding(embedding[rows], labels, config)
+    metrics.update(
+        {
+            "input": str(input_path),
+            "label_column": label_column,
+            "excluded": list(exclude),
+            "n_unlabelled": int(len(identity) - len(rows)),
+        }
+    )
+    with staged_outputs({"json": output}) as temp:
+        temp["json"].write_text(json.dumps(metrics, indent=2) + "\n")
+    keys = (
+        "leiden_nmi",
+        "leiden_ari",
+        "kmeans_nmi",
+        "kmeans_ari",
+        "umap_kmeans_nmi",
+        "umap_kmeans_ari",
+    )
+    info(" ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics) + f" n_cells={len(rows)}")

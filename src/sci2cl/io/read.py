@@ -1,0 +1,354 @@
+"""Read paired RNA + ATAC counts from any supported input into a validated MuData.
+
+Supported: a Cell Ranger ARC ``outs/`` folder, a bare 10x ``.h5``, a MEX folder, an ``.h5mu``
+with ``rna`` and ``atac`` modalities, or any folder (e.g. files staged by Nextflow) that holds
+one of these somewhere below it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import mudata
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata.utils import make_index_unique
+
+from sci2cl.errors import InputError
+from sci2cl.io.tenx import GENE_EXPRESSION, TenxMatrix, is_mex_folder, read_tenx_h5, read_tenx_mex
+
+#: Modality name -> 10x feature type.
+MODALITY_FEATURE_TYPES = {"rna": GENE_EXPRESSION, "atac": "Peaks"}
+FILTERED_H5 = "filtered_feature_bc_matrix.h5"
+FILTERED_MEX = "filtered_feature_bc_matrix"
+RAW_NAMES = ("raw_feature_bc_matrix", "raw_feature_bc_matrix.h5")
+METRICS_CSV = "per_barcode_metrics.csv"
+FRAGMENT_NAMES = ("atac_fragments.tsv.gz", "fragments.tsv.gz")
+MAX_SEARCH_DEPTH = 6
+_PEAK_PATTERN = re.compile(r"^(?P<chrom>[^:_\s]+)[:_-](?P<start>\d+)[-_](?P<end>\d+)$")
+# Errors that libraries raise on corrupt, truncated or malformed files.
+_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A located input: reader kind, the path to read, and where ARC extras may sit."""
+
+    kind: str  # "tenx_h5" | "mex" | "h5mu"
+    path: Path
+    extras_dir: Path | None = None
+
+
+def read_multiome(path: str | Path) -> mudata.MuData:
+    """Read paired counts into MuData with mods ``rna`` and ``atac`` (same cells, CSR float32).
+
+    Raises :class:`~sci2cl.errors.InputError` naming the file and the problem on any failure.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or directory")
+    source = _locate(path)
+    reader = _READERS[source.kind]
+    try:
+        mdata = reader(source.path)
+    except InputError:
+        raise
+    except _READ_ERRORS as err:
+        raise InputError(source.path, f"cannot read file: {_one_line(err)}") from err
+    mdata.uns["files"] = {**mdata.uns.get("files", {}), "input": os.path.abspath(source.path)}
+    if source.extras_dir is not None:
+        _attach_arc_extras(mdata, source.extras_dir)
+    return mdata
+
+
+def default_sample_name(path: str | Path) -> str:
+    """Sample name implied by an input path: an ARC ``outs`` folder's parent, else the stem."""
+    path = Path(os.path.abspath(path))
+    if path.name in (FILTERED_H5, FILTERED_MEX) or path.name.startswith(RAW_NAMES):
+        path = path.parent
+    if path.name == "outs":
+        path = path.parent
+    name = path.name
+    for suffix in (".gz", ".h5mu", ".h5ad", ".h5", ".hdf5"):
+        name = name.removesuffix(suffix)
+    return name or "sample"
+
+
+def assemble_multiome(rna: ad.AnnData, atac: ad.AnnData) -> mudata.MuData:
+    """MuData of two modalities that share obs_names, without pulling their columns up."""
+    with mudata.set_options(pull_on_update=False):
+        return mudata.MuData({"rna": rna, "atac": atac})
+
+
+def validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> None:
+    """Raise InputError unless ``matrix`` holds non-empty, finite, non-negative integer counts."""
+    n_cells, n_features = matrix.shape
+    if n_cells == 0 or n_features == 0:
+        raise InputError(
+            path, f"empty matrix: {modality} has {n_cells} cells x {n_features} features"
+        )
+    data = matrix.data
+    if not np.any(data):
+        raise InputError(path, f"empty matrix: {modality} has no non-zero counts")
+    is_float = data.dtype.kind == "f"
+    if is_float and not np.isfinite(data).all():
+        raise InputError(path, f"{modality} counts contain NaN or infinite values")
+    if (data < 0).any():
+        raise InputError(path, f"{modality} counts contain negative values")
+    fractional = data[data != np.floor(data)] if is_float else data[:0]
+    if fractional.size:
+        raise InputError(
+            path, f"{modality} counts are not integers (e.g. {fractional[0]:g}); raw counts needed"
+        )
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    message = text[0] if text else type(err).__name__
+    return message[:200]
+
+
+# --- locating the matrix -------------------------------------------------------------------
+
+
+def _locate(path: Path) -> _Source:
+    if path.is_dir():
+        return _search_folder(path)
+    if not os.access(path, os.R_OK):
+        raise InputError(path, "permission denied")
+    if re.fullmatch(r"matrix\.mtx(\.gz)?", path.name):
+        return _Source("mex", path.parent, path.parent.parent)
+    return _classify_file(path)
+
+
+def _classify_file(path: Path) -> _Source:
+    if not h5py.is_hdf5(path):
+        if path.suffix.lower() in (".h5", ".hdf5", ".h5mu", ".h5ad"):
+            raise InputError(path, "not an HDF5 file (corrupt, truncated or another format)")
+        raise InputError(
+            path,
+            "unrecognised input; expected a 10x .h5, an .h5mu, a Cell "
+            "Ranger ARC outs/ folder or a MEX folder",
+        )
+    try:
+        with h5py.File(path, "r") as handle:
+            keys = set(handle.keys())
+    except _READ_ERRORS as err:
+        raise InputError(path, f"unreadable HDF5 file: {_one_line(err)}") from err
+    if "mod" in keys:
+        return _Source("h5mu", path)
+    if "matrix" in keys:
+        return _Source("tenx_h5", path, path.parent)
+    raise InputError(
+        path, "HDF5 file is neither a 10x matrix (no 'matrix' group) nor MuData (no 'mod' group)"
+    )
+
+
+def _search_folder(folder: Path) -> _Source:
+    """Find the matrix in an ARC ``outs/`` folder, a MEX folder or a staged folder tree."""
+    if is_mex_folder(folder):
+        return _Source("mex", folder, folder.parent)
+    found: dict[str, list[Path]] = {"tenx_h5": [], "mex": [], "h5mu": [], "raw": []}
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(root)
+        depth = len(here.relative_to(folder).parts)
+        found["raw"].extend(here / name for name in RAW_NAMES if name in dirs or name in files)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in RAW_NAMES)
+        if depth >= MAX_SEARCH_DEPTH:
+            dirs.clear()
+        if FILTERED_H5 in files:
+            found["tenx_h5"].append(here / FILTERED_H5)
+        if here.name == FILTERED_MEX and is_mex_folder(here):
+            found["mex"].append(here)
+        found["h5mu"].extend(here / f for f in sorted(files) if f.endswith(".h5mu"))
+    candidates = [(kind, path) for kind in ("tenx_h5", "mex", "h5mu") for path in found[kind]]
+    if candidates:
+        kind, chosen = _one_container(folder, candidates)
+        return _Source(kind, chosen, None if kind == "h5mu" else chosen.parent)
+    top_h5 = [p for p in sorted(folder.glob("*.h5")) if p.name not in RAW_NAMES]
+    if len(top_h5) == 1:
+        return _classify_file(top_h5[0])
+    if found["raw"]:
+        raise InputError(
+            folder,
+            "only raw_feature_bc_matrix found; sci2cl needs the filtered "
+            "(cell-called) matrix, or pass the raw .h5 file itself",
+        )
+    raise InputError(
+        folder,
+        f"unrecognised folder layout: no {FILTERED_H5}, {FILTERED_MEX}/ "
+        "MEX folder, matrix.mtx[.gz] or .h5mu found",
+    )
+
+
+def _one_container(folder: Path, candidates: list[tuple[str, Path]]) -> tuple[str, Path]:
+    """The first candidate (h5 > MEX > h5mu), provided all belong to one sample's folder."""
+    containers = {path.parent for _, path in candidates}
+    kinds = [kind for kind, _ in candidates]
+    if len(containers) > 1 or len(set(kinds)) < len(kinds):
+        listed = ", ".join(str(path.relative_to(folder)) for _, path in candidates[:3])
+        raise InputError(
+            folder,
+            f"ambiguous: {len(candidates)} candidate matrices ({listed}); pass one of them",
+        )
+    return candidates[0]
+
+
+# --- readers -------------------------------------------------------------------------------
+
+
+def _read_tenx(reader: Callable[[Path], TenxMatrix]) -> Callable[[Path], mudata.MuData]:
+    def read(path: Path) -> mudata.MuData:
+        return _split_modalities(reader(path), path)
+
+    return read
+
+
+def _split_modalities(matrix: TenxMatrix, path: Path) -> mudata.MuData:
+    n_cells, n_features = matrix.counts.shape
+    if n_cells == 0 or n_features == 0:
+        raise InputError(path, f"empty matrix: {n_cells} cells x {n_features} features")
+    _check_unique_barcodes(pd.Index(matrix.barcodes), path, "matrix")
+    types = matrix.features["feature_type"].to_numpy()
+    columns = {mod: np.flatnonzero(types == ftype) for mod, ftype in MODALITY_FEATURE_TYPES.items()}
+    missing = [mod for mod, idx in columns.items() if idx.size == 0]
+    if missing:
+        present = ", ".join(sorted(set(types))) or "none"
+        wanted = " and ".join(f"'{MODALITY_FEATURE_TYPES[m]}' ({m})" for m in missing)
+        raise InputError(path, f"only one modality: no {wanted} features (found: {present})")
+    obs = pd.DataFrame(index=pd.Index(matrix.barcodes, dtype=str))
+    mods = {}
+    for mod, idx in columns.items():
+        feats = matrix.features.iloc[idx]
+        ids = np.where(feats["id"] != "", feats["id"], feats["name"])
+        var = pd.DataFrame(index=pd.Index(ids, dtype=str))
+        if mod == "rna":
+            var["gene_name"] = feats["name"].to_numpy()
+        var["feature_types"] = feats["feature_type"].to_numpy()
+        var["genome"] = feats["genome"].to_numpy()
+        interval = feats["interval"].to_numpy()
+        if mod == "atac" and np.isin(interval, ["", "NA"]).any():
+            interval = np.where(np.isin(interval, ["", "NA"]), _peak_intervals(ids), interval)
+        var["interval"] = interval
+        mods[mod] = _modality(matrix.counts[:, idx], obs.copy(), var, path, mod)
+    return assemble_multiome(mods["rna"], mods["atac"])
+
+
+def _read_h5mu(path: Path) -> mudata.MuData:
+    with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The HDF5 file was not created by muon", UserWarning)
+        source = mudata.read_h5mu(path)
+    missing = [mod for mod in MODALITY_FEATURE_TYPES if mod not in source.mod]
+    if missing:
+        found = ", ".join(source.mod) or "none"
+        raise InputError(
+            path,
+            f"only one modality: no {' and '.join(repr(m) for m in missing)}"
+            f" modality in .h5mu (found: {found})",
+        )
+    rna, atac = source["rna"], source["atac"]
+    _check_unique_barcodes(rna.obs_names, path, "rna")
+    _check_unique_barcodes(atac.obs_names, path, "atac")
+    shared = rna.obs_names[rna.obs_names.isin(atac.obs_names)]
+    if shared.empty:
+        raise InputError(
+            path,
+            f"no shared barcodes between 'rna' ({rna.n_obs} cells) and 'atac' ({atac.n_obs} cells)",
+        )
+    mods = {}
+    for mod, adata in (("rna", rna), ("atac", atac)):
+        rows = adata.obs_names.get_indexer(shared)
+        counts = adata.layers.get("counts", adata.X)
+        if counts is None:
+            raise InputError(path, f"empty matrix: {mod} has no X")
+        var = _h5mu_var(adata.var, mod)
+        mods[mod] = _modality(
+            sp.csr_matrix(counts)[rows], adata.obs.iloc[rows].copy(), var, path, mod
+        )
+    mdata = assemble_multiome(mods["rna"], mods["atac"])
+    extra_obs = source.obs.loc[shared, [c for c in source.obs if c not in mdata.obs]]
+    for column in extra_obs:
+        mdata.obs[column] = extra_obs[column].to_numpy()
+    mdata.uns.update(source.uns)
+    return mdata
+
+
+def _h5mu_var(var: pd.DataFrame, mod: str) -> pd.DataFrame:
+    """Normalise an h5mu modality's var to the columns the 10x readers produce."""
+    var = var.copy()
+    if mod == "rna" and "gene_name" not in var:
+        var["gene_name"] = var.index.astype(str)
+        if "gene_ids" in var:
+            var.index = pd.Index(var.pop("gene_ids").astype(str).to_numpy())
+    if mod == "atac":
+        var = var.drop(columns="gene_ids", errors="ignore")
+        if "interval" not in var:
+            var["interval"] = _peak_intervals(var.index)
+    if "feature_types" not in var:
+        var["feature_types"] = MODALITY_FEATURE_TYPES[mod]
+    return var
+
+
+def _peak_intervals(names: np.ndarray | pd.Index) -> np.ndarray:
+    """``chr:start-end`` from peak names written ``chr:start-end``, ``chr_start_end``, ...
+
+    Names that do not look like a peak give ``"NA"``.
+    """
+    parts = pd.Series(np.asarray(names, dtype=str)).str.extract(_PEAK_PATTERN)
+    joined = parts["chrom"] + ":" + parts["start"] + "-" + parts["end"]
+    return joined.fillna("NA").to_numpy(dtype=str)
+
+
+def _modality(
+    counts: sp.spmatrix, obs: pd.DataFrame, var: pd.DataFrame, path: Path, mod: str
+) -> ad.AnnData:
+    counts = sp.csr_matrix(counts)
+    validate_counts(counts, path, mod)
+    counts = counts.astype(np.float32)
+    counts.sort_indices()
+    var.index = make_index_unique(pd.Index(var.index.astype(str)))
+    obs.index = obs.index.astype(str)
+    return ad.AnnData(X=counts, obs=obs, var=var)
+
+
+def _check_unique_barcodes(barcodes: pd.Index, path: Path, where: str) -> None:
+    if barcodes.has_duplicates:
+        example = barcodes[barcodes.duplicated()][0]
+        raise InputError(path, f"duplicate barcodes in {where} (e.g. {example})")
+
+
+_READERS: dict[str, Callable[[Path], mudata.MuData]] = {
+    "tenx_h5": _read_tenx(read_tenx_h5),
+    "mex": _read_tenx(read_tenx_mex),
+    "h5mu": _read_h5mu,
+}
+
+
+# --- Cell Ranger ARC extras ----------------------------------------------------------------
+
+
+def _attach_arc_extras(mdata: mudata.MuData, folder: Path) -> None:
+    """Join ``per_barcode_metrics.csv`` into obs and record the fragments file, when present."""
+    metrics = folder / METRICS_CSV
+    if metrics.is_file():
+        try:
+            table = pd.read_csv(metrics, index_col="barcode")
+        except _READ_ERRORS as err:
+            raise InputError(metrics, f"cannot read per-barcode metrics: {_one_line(err)}") from err
+        table = table.add_prefix("arc_").reindex(mdata.obs_names)
+        for column in table:
+            mdata.obs[column] = table[column].to_numpy()
+    fragments = next((folder / n for n in FRAGMENT_NAMES if (folder / n).is_file()), None)
+    if fragments is not None:
+        location = str(Path(os.path.abspath(fragments)))
+        mdata.uns.setdefault("files", {})["fragments"] = location
+        mdata["atac"].uns.setdefault("files", {})["fragments"] = location

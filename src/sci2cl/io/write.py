@@ -1,0 +1,110 @@
+"""Atomic output writing: MuData (.h5mu) and Parquet with key/value metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import mudata
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def temp_name(final: Path) -> Path:
+    """Hidden sibling of ``final`` used while it is being written."""
+    return final.parent / f".{final.name}.tmp-{os.getpid()}"
+
+
+@contextmanager
+def staged_outputs(finals: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
+    """Yield temporary paths for ``finals``; rename all on success, delete all on error.
+
+    Temporaries live next to their final names (same file system, so renames are atomic).
+    Missing parent folders are created and removed again on failure when left empty.
+    """
+    finals = {key: Path(path) for key, path in finals.items()}
+    created = _make_parents(finals.values())
+    temps = {key: temp_name(path) for key, path in finals.items()}
+    try:
+        yield dict(temps)
+        missing = [str(finals[k]) for k, t in temps.items() if not t.exists()]
+        if missing:
+            raise FileNotFoundError(f"outputs were not written: {', '.join(missing)}")
+    except BaseException:
+        for temp in temps.values():
+            _remove(temp)
+        for folder in reversed(created):
+            _remove_if_empty(folder)
+        raise
+    for key, temp in temps.items():
+        os.replace(temp, finals[key])
+
+
+def _make_parents(paths: Iterable[Path]) -> list[Path]:
+    """Create missing parent folders; return those created, outermost first."""
+    created: list[Path] = []
+    for path in paths:
+        folder = path.parent.absolute()
+        for missing in reversed([p for p in (folder, *folder.parents) if not p.exists()]):
+            missing.mkdir(exist_ok=True)
+            created.append(missing)
+    return created
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with suppress(OSError):
+        folder.rmdir()
+
+
+def plain(value: Any) -> Any:
+    """Turn nested config values (dataclasses, paths, tuples, numpy scalars) into h5-safe ones."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_h5mu(mdata: mudata.MuData, path: Path) -> None:
+    """Write ``mdata`` gzip-compressed; ``uns`` values are made serialisable in place."""
+    mdata.uns.update(plain(dict(mdata.uns)))
+    for adata in mdata.mod.values():
+        adata.uns.update(plain(dict(adata.uns)))
+    with mudata.set_options(pull_on_update=False):
+        mdata.write_h5mu(str(path), compression="gzip")
+
+
+def write_parquet(df: pd.DataFrame, path: Path, metadata: Mapping[str, Any]) -> None:
+    """Write ``df`` (zstd) with ``metadata`` as schema key/value pairs; non-str values as JSON."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    encoded = {k: v if isinstance(v, str) else json.dumps(plain(v)) for k, v in metadata.items()}
+    merged = dict(table.schema.metadata or {})
+    merged.update({k.encode(): v.encode() for k, v in encoded.items()})
+    pq.write_table(table.replace_schema_metadata(merged), str(path), compression="zstd")
+
+
+def read_parquet_metadata(path: Path) -> dict[str, str]:
+    """Key/value metadata of a Parquet file (without pandas' own ``pandas`` entry)."""
+    raw = pq.read_schema(str(path)).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items() if k != b"pandas"}

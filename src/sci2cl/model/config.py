@@ -1,0 +1,48 @@
+"""Model hyperparameters (serialised into every saved model)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of scI2CL; defaults are chosen for robustness across datasets."""
+
+    latent_dim: int = 32
+    hidden_dims: tuple[int, ...] = (256, 128)
+    dropout: float = 0.1
+    n_views: int = 4
+    mask_rate: float = 0.3
+    n_heads: int = 4
+    n_tokens: int = 4
+    temperature: float = 0.2
+    decoder_features_per_step: int = 4096
+    lambda_rec: float = 1.0
+    lambda_mse: float = 1.0
+    lambda_moc: float = 1.0
+    lambda_mom: float = 1.0
+    use_views: bool = True
+    use_cross_attention: bool = True
+    modalities: tuple[str, ...] = field(default=("rna", "atac"))
+
+    def __post_init__(self) -> None:
+        if self.latent_dim % self.n_heads:
+            raise ValueError(
+                f"latent_dim ({self.latent_dim}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if not 0.0 <= self.mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in [0, 1), got {self.mask_rate}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        values = dict(values)
+        for key in ("hidden_dims", "modalities"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)

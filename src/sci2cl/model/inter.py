@@ -1,0 +1,104 @@
+"""Inter-omics: per-cell token cross-attention, contrastive (MOC) and matching (MOM) losses."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TokenCrossAttention(nn.Module):
+    """Cross-attention between the token sets of ONE cell's two modalities.
+
+    Each latent is projected into ``n_tokens`` tokens; r->a tokens attend to the ATAC tokens
+    and a->r tokens to the RNA tokens with learned W^Q, W^K, W^V, W^O. Nothing crosses cells,
+    so a cell's output does not depend on its batch companions.
+    """
+
+    def __init__(self, latent: int, n_tokens: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_tokens = n_tokens
+        self.to_tokens = nn.ModuleDict(
+            {m: nn.Linear(latent, n_tokens * latent) for m in ("rna", "atac")}
+        )
+        self.position = nn.ParameterDict(
+            {m: nn.Parameter(torch.zeros(n_tokens, latent)) for m in ("rna", "atac")}
+        )
+        self.attend = nn.ModuleDict(
+            {
+                "rna": nn.MultiheadAttention(latent, n_heads, batch_first=True),
+                "atac": nn.MultiheadAttention(latent, n_heads, batch_first=True),
+            }
+        )
+        self.norm = nn.ModuleDict({m: nn.LayerNorm(latent) for m in ("rna", "atac")})
+
+    def _tokens(self, modality: str, z: torch.Tensor) -> torch.Tensor:
+        tokens = self.to_tokens[modality](z).view(z.shape[0], self.n_tokens, -1)
+        return tokens + self.position[modality]
+
+    def forward(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> dict[str, torch.Tensor]:
+        tok = {"rna": self._tokens("rna", z_rna), "atac": self._tokens("atac", z_atac)}
+        out = {}
+        for query, key in (("rna", "atac"), ("atac", "rna")):
+            attended, _ = self.attend[query](tok[query], tok[key], tok[key], need_weights=False)
+            out[query] = self.norm[query](tok[query] + attended).mean(dim=1)
+        return {"rna_to_atac": out["rna"], "atac_to_rna": out["atac"]}
+
+
+class PairFusion(nn.Module):
+    """Sum of the two cross-attended streams -> residual MLP -> joint embedding Z; MOM head."""
+
+    def __init__(self, latent: int, n_tokens: int, n_heads: int) -> None:
+        super().__init__()
+        self.cross = TokenCrossAttention(latent, n_tokens, n_heads)
+        self.mlp = nn.Sequential(nn.Linear(latent, latent), nn.ReLU(), nn.Linear(latent, latent))
+        self.norm = nn.LayerNorm(latent)
+        self.match_head = nn.Linear(latent, 2)
+
+    def forward(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> torch.Tensor:
+        streams = self.cross(z_rna, z_atac)
+        h = streams["rna_to_atac"] + streams["atac_to_rna"]
+        return self.norm(h + self.mlp(h))
+
+    def match_logits(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> torch.Tensor:
+        return self.match_head(self(z_rna, z_atac))
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP-style): row i of ``a`` pairs with row i of ``b``."""
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
+    target = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def hard_negatives(similarity: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """For each row, one column index != row, drawn with probability softmax(similarity).
+
+    Similar-but-unpaired cells are likelier negatives (ALBEF-style); labels are never used.
+    """
+    n = similarity.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=similarity.device)
+    weights = torch.softmax(similarity.float().masked_fill(eye, float("-inf")), dim=-1)
+    return torch.multinomial(weights, 1, generator=generator).squeeze(-1)
+
+
+def matching_loss(
+    fusion: PairFusion,
+    z_rna: torch.Tensor,
+    z_atac: torch.Tensor,
+    similarity: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """MOM: classify true pairs vs hard-negative pairs in both directions (logits into CE)."""
+    n = z_rna.shape[0]
+    neg_atac = hard_negatives(similarity, generator)  # for each RNA cell, an ATAC partner
+    neg_rna = hard_negatives(similarity.T, generator)  # for each ATAC cell, an RNA partner
+    rna = torch.cat([z_rna, z_rna, z_rna[neg_rna]])
+    atac = torch.cat([z_atac, z_atac[neg_atac], z_atac])
+    target = torch.cat([torch.ones(n, dtype=torch.long), torch.zeros(2 * n, dtype=torch.long)]).to(
+        z_rna.device
+    )
+    weight = torch.tensor(
+        [0.5, 1.0], device=z_rna.device
+    )  # class 0 = 2n negatives, 1 = n positives
+    return F.cross_entropy(fusion.match_logits(rna, atac), target, weight=weight)

@@ -1,0 +1,92 @@
+"""Training, determinism, batch-independent inference and the model file round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import SMALL_MODEL, SMALL_TRAIN
+
+from sci2cl.embed import TrainedModel, embed
+from sci2cl.fit import fit
+from sci2cl.preprocess import PrepareConfig, prepare
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    from tests_paths import SNARE_H5MU
+
+    from sci2cl.io import read_multiome
+
+    mdata = read_multiome(SNARE_H5MU)
+    out, _ = prepare(mdata, PrepareConfig(n_top_peaks=1500), "snare")
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(prepared):
+    torch.set_num_threads(1)
+    return fit(prepared, SMALL_MODEL, SMALL_TRAIN)
+
+
+def test_training_reduces_loss_and_records_history(trained):
+    _, result, _ = trained
+    history = result.history
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[0]["stage"] == "warmup" and history[-1]["stage"] == "joint"
+    assert history[0]["train_moc"] == 0.0 and history[-1]["train_moc"] > 0
+    joint = [h for h in history if h["stage"] == "joint"]
+    assert joint[-1]["train_loss"] < joint[0]["train_loss"] or len(joint) == 1
+    assert np.isfinite(result.best_validation_loss)
+
+
+def test_embedding_is_batch_independent(trained):
+    model, _, data = trained
+    full = embed(model.module, data, batch_size=1024)["joint"]
+    small = embed(model.module, data, batch_size=7)["joint"]
+    np.testing.assert_allclose(full, small, rtol=1e-4, atol=1e-5)
+    rows = np.array([5, 900, 17, 1200])
+    alone = model.module.encode(data.batch(rows))["joint"].detach().numpy()
+    reordered = model.module.encode(data.batch(rows[::-1]))["joint"].detach().numpy()[::-1]
+    np.testing.assert_allclose(alone, full[rows], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(reordered, full[rows], rtol=1e-4, atol=1e-5)
+
+
+def test_embedding_is_deterministic_in_eval_mode(trained):
+    model, _, data = trained
+    a = embed(model.module, data)["joint"]
+    b = embed(model.module, data)["joint"]
+    assert np.array_equal(a, b)
+
+
+def test_same_seed_same_model_on_cpu(prepared, trained):
+    model, result, data = trained
+    again, result2, data2 = fit(prepared, SMALL_MODEL, SMALL_TRAIN)
+    assert result.history == result2.history
+    np.testing.assert_array_equal(
+        embed(model.module, data)["joint"], embed(again.module, data2)["joint"]
+    )
+
+
+def test_model_payload_round_trip(trained, tmp_path):
+    model, _, data = trained
+    path = tmp_path / "m.pt"
+    torch.save(model.to_payload(), path)
+    loaded = TrainedModel.from_payload(torch.load(path, weights_only=False))
+    assert loaded.features == model.features
+    np.testing.assert_allclose(
+        embed(model.module, data)["joint"],
+        embed(loaded.module, loaded.dataset(data.counts))["joint"],
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_checkpoint_resume_continues_training(prepared, tmp_path):
+    from dataclasses import replace
+
+    ckpt = tmp_path / "run.ckpt"
+    fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, max_epochs=2), checkpoint=ckpt)
+    _, resumed, _ = fit(prepared, SMALL_MODEL, SMALL_TRAIN, checkpoint=ckpt, resume=ckpt)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.epochs_run == 3
