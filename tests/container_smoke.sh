@@ -12,6 +12,11 @@
 #      tests/get_nextflow.sh),
 #   and prints the build time, the image size and the run times (also in $SMOKE_DIR/summary.tsv).
 #
+# Downloads are paid once per host: the Dockerfile keeps the wheels in a wheelhouse on its
+# build cache mount, which buildah keeps in /var/tmp/buildah-cache/root/.cache/pip/wheelhouse
+# (pip's own HTTP cache, ~/.cache/pip, stays empty behind proxies that drop Cache-Control, as
+# on the sandbox this was written on), and the layers are reused by podman's build cache.
+#
 # Usage: tests/container_smoke.sh [--rebuild-base] [--no-build] [--skip-cli] [--skip-nextflow]
 #
 # Torch variant (SCI2CL_TORCH_VARIANT=auto|cpu|cuda, default auto): the real CPU image
@@ -25,11 +30,10 @@
 #   SCI2CL_BASE_IMAGE    base image; localhost/* is made here     (localhost/debian:bookworm)
 #   SCI2CL_DEBIAN_MIRROR Debian mirror for debootstrap            (the host's apt sources)
 #   SCI2CL_IMAGE_REPO    image name                               (ghcr.io/sci2cl-nf/sci2cl)
-#   SCI2CL_PIP_CACHE     host dir mounted as the build's pip cache; the Dockerfile keeps a
-#                        wheelhouse there, so rebuilds do not download torch again (~/.cache/pip)
 #   SCI2CL_CA_BUNDLE     CA bundle given to pip in the build as a secret
 #                        (/etc/ssl/certs/ca-certificates.crt when present)
 #   SCI2CL_SMOKE_USER    uid:gid for the runs                     (4242:4242)
+#   SCI2CL_BUILD_FLAGS   extra `podman build` flags, e.g. --no-cache
 #   PIP_INDEX_URL        pip index mirror (else the host's `pip config get global.index-url`)
 #
 # podman quirks of sandboxed hosts (crun unusable, low hard nofile limit) are handled with the
@@ -45,7 +49,6 @@ SMOKE_DIR="${SCI2CL_SMOKE_DIR:-/var/tmp/sci2cl-smoke}"
 BASE_IMAGE="${SCI2CL_BASE_IMAGE:-localhost/debian:bookworm}"
 IMAGE_REPO="${SCI2CL_IMAGE_REPO:-ghcr.io/sci2cl-nf/sci2cl}"
 VARIANT="${SCI2CL_TORCH_VARIANT:-auto}"
-PIP_CACHE="${SCI2CL_PIP_CACHE:-$HOME/.cache/pip}"
 CA_BUNDLE="${SCI2CL_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 RUN_USER="${SCI2CL_SMOKE_USER:-4242:4242}"
 SUITE=bookworm
@@ -141,11 +144,11 @@ EOF
     tar --numeric-owner -C "$rootfs" -c . | podman import \
         --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
+        --change 'ENV LANG=C.UTF-8' --quiet - "$BASE_IMAGE" >/dev/null
     rm -rf "$rootfs"
     record base_image $((SECONDS - t0)) "debootstrap $SUITE -> $BASE_IMAGE"
 else
-    podman image exists "$BASE_IMAGE" || podman pull "$BASE_IMAGE"
+    podman image exists "$BASE_IMAGE" || podman pull -q "$BASE_IMAGE" >/dev/null
     record base_image $((SECONDS - t0)) "reused $BASE_IMAGE"
 fi
 
@@ -167,16 +170,21 @@ if (( do_build )); then
         --build-arg "BASE_IMAGE=$BASE_IMAGE"
         --build-arg "TORCH_VARIANT=$VARIANT"
         --build-arg "VERSION=$VERSION"
-        --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+    )
+    # labels that change per build go in as --label: buildah reuses a cached LABEL step even
+    # when the build args it expands have changed
+    build_args+=(
+        --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+        --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        --label "org.opencontainers.image.version=$VERSION"
     )
     index_url="${PIP_INDEX_URL:-$(python3 -m pip config get global.index-url 2>/dev/null || true)}"
     [[ -n "$index_url" ]] && build_args+=(--build-arg "PIP_INDEX_URL=$index_url")
     [[ -s "$CA_BUNDLE" ]] && build_args+=(--secret "id=cacert,src=$CA_BUNDLE")
-    mkdir -p "$PIP_CACHE"
+    read -r -a extra_flags <<< "${SCI2CL_BUILD_FLAGS:-}"
     log "building $IMAGE (TORCH_VARIANT=$VARIANT, log: $SMOKE_DIR/build.log)"
     if ! "${PODMAN[@]}" build --network host "${ULIMITS[@]}" \
-            -f containers/Dockerfile "${build_args[@]}" \
-            -v "$PIP_CACHE:/root/.cache/pip" \
+            -f containers/Dockerfile "${build_args[@]}" ${extra_flags[@]+"${extra_flags[@]}"} \
             "${tags[@]}" . > "$SMOKE_DIR/build.log" 2>&1; then
         tail -30 "$SMOKE_DIR/build.log" >&2; die "image build failed"
     fi
@@ -184,9 +192,10 @@ if (( do_build )); then
 fi
 podman image exists "$IMAGE" || die "$IMAGE does not exist (build it: drop --no-build)"
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
-record image_size 0 "$(awk -v b="$size" 'BEGIN { printf "%.2f GB (%d bytes)", b / 1e9, b }')"
-podman history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE" \
-    | awk -F'\t' '$1 !~ /^0 ?B$/ { printf "  %-10s %.90s\n", $1, $2 }' > "$SMOKE_DIR/layers.txt"
+record image_size 0 "$(awk -v b="$size" 'BEGIN { printf "%.2f GB (%.0f bytes)", b / 1e9, b }')"
+podman history --no-trunc --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE" \
+    | sed -E 's/\t\|[0-9]+ ([A-Za-z_]+=[^ ]* )*/\t/; s/\t\/bin\/sh -c (#\(nop\) )?/\t/; s/  +/ /g' \
+    | awk -F'\t' '$1 !~ /^0 ?B$/ { printf "  %-10s %.100s\n", $1, $2 }' > "$SMOKE_DIR/layers.txt"
 log "layers:"; cat "$SMOKE_DIR/layers.txt" >&2
 
 # --- 4. the image as a non-root uid -------------------------------------------------------------
@@ -194,6 +203,7 @@ RUN=("${PODMAN[@]}" run --rm --network none "${ULIMITS[@]}" --user "$RUN_USER")
 t0=$SECONDS
 out=$("${RUN[@]}" "$IMAGE" sci2cl --version) || die "sci2cl --version failed"
 record version $((SECONDS - t0)) "$out"
+# shellcheck disable=SC2016  # expanded inside the container
 "${RUN[@]}" "$IMAGE" bash -euc '
     echo "uid=$(id -u) HOME=$HOME variant=$SCI2CL_TORCH_VARIANT"
     ps -p $$ -o pid=,comm= >/dev/null            # Nextflow needs ps (procps)
@@ -218,7 +228,7 @@ if (( do_cli )); then
         > "$SMOKE_DIR/cli.log" 2>&1 || { tail -30 "$SMOKE_DIR/cli.log" >&2; die "sci2cl run failed in the container"; }
     record cli_run $((SECONDS - t0)) "sci2cl run --max-epochs 2 on tests/data/pbmc_arc (uid $RUN_USER, read-only rootfs)"
     for f in pbmc.embeddings.parquet pbmc.h5mu; do
-        [[ -s "$cli_out/$f" ]] || die "missing output $f (have: $(ls "$cli_out" | tr '\n' ' '))"
+        [[ -s "$cli_out/$f" ]] || die "missing output $f (have: $(cd "$cli_out" && echo *))"
     done
     [[ "$(stat -c %u "$cli_out/pbmc.embeddings.parquet")" == "${RUN_USER%%:*}" ]] || die "outputs not owned by $RUN_USER"
     "${RUN[@]}" -v "$cli_out:/out:ro" "$IMAGE" python -c "

@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from sci2cl.errors import Sci2clError
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
@@ -13,7 +15,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but no CUDA device is available")
+        raise Sci2clError(f"--device {name} was requested but no CUDA device is available")
     return device
 
 

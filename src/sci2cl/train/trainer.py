@@ -57,7 +57,9 @@ class Trainer:
             data.n_cells, cfg.validation_fraction, cfg.seed
         )
         module.to(self.device)
-        optimiser = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(
+            module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+        )
         scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         state = _State()
         if resume is not None and Path(resume).exists():

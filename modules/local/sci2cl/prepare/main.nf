@@ -37,10 +37,10 @@ process SCI2CL_PREPARE {
         --sample ${meta.id} \\
         ${args}
 
-    read -r python_version torch_version cuda_version < <(python -c 'import platform, torch; print(platform.python_version(), torch.__version__, torch.version.cuda or "none")')
+    read -r sci2cl_version python_version torch_version cuda_version < <(python -c 'import platform, sci2cl, torch; print(sci2cl.__version__, platform.python_version(), torch.__version__, torch.version.cuda or "none")')
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
-        sci2cl: "\$(sci2cl --version 2>&1 | sed -n 's/^sci2cl, version //p')"
+        sci2cl: "\${sci2cl_version}"
         python: "\${python_version}"
         torch: "\${torch_version}"
         cuda: "\${cuda_version}"
@@ -52,13 +52,13 @@ process SCI2CL_PREPARE {
     prefix    = task.ext.prefix ?: "${meta.id}"
     // Needs no Python: the versions fall back to 'stub' where the toolkit is not installed.
     """
-    echo "${args}" > /dev/null
+    echo $args
     touch ${prefix}.prepared.h5mu
 
-    read -r python_version torch_version cuda_version < <(python -c 'import platform, torch; print(platform.python_version(), torch.__version__, torch.version.cuda or "none")' 2>/dev/null || echo 'stub stub stub')
+    read -r sci2cl_version python_version torch_version cuda_version < <(python -c 'import platform, sci2cl, torch; print(sci2cl.__version__, platform.python_version(), torch.__version__, torch.version.cuda or "none")' 2>/dev/null || echo 'stub stub stub stub')
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
-        sci2cl: "\$( (sci2cl --version 2>/dev/null || true) | sed -n 's/^sci2cl, version //p' | grep . || echo stub)"
+        sci2cl: "\${sci2cl_version}"
         python: "\${python_version}"
         torch: "\${torch_version}"
         cuda: "\${cuda_version}"

@@ -28,9 +28,10 @@ process SCI2CL_TRAIN {
     script:
     def args   = task.ext.args ?: ''
     prefix     = task.ext.prefix ?: "${meta.id}"
-    def inputs = (prepared instanceof List ? prepared : [prepared]).collect { "--input ${it}" }.join(' ')
+    def files  = prepared instanceof List ? prepared : [prepared]
+    def inputs = files.collect { f -> "--input ${f}" }.join(' ')
     def device = args.contains('--device') ? '' : "--device ${task.accelerator ? 'cuda' : 'cpu'}"
-    if ((prepared instanceof List ? prepared : [prepared]).any { "${it}" == "${prefix}.h5mu" }) {
+    if (files.any { f -> "${f}" == "${prefix}.h5mu" }) {
         error "SCI2CL_TRAIN: input and output names are the same (${prefix}.h5mu); set a different ext.prefix"
     }
     """
@@ -46,10 +47,10 @@ process SCI2CL_TRAIN {
         --threads ${task.cpus} \\
         ${args}
 
-    read -r python_version torch_version cuda_version < <(python -c 'import platform, torch; print(platform.python_version(), torch.__version__, torch.version.cuda or "none")')
+    read -r sci2cl_version python_version torch_version cuda_version < <(python -c 'import platform, sci2cl, torch; print(sci2cl.__version__, platform.python_version(), torch.__version__, torch.version.cuda or "none")')
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
-        sci2cl: "\$(sci2cl --version 2>&1 | sed -n 's/^sci2cl, version //p')"
+        sci2cl: "\${sci2cl_version}"
         python: "\${python_version}"
         torch: "\${torch_version}"
         cuda: "\${cuda_version}"
@@ -61,7 +62,7 @@ process SCI2CL_TRAIN {
     prefix     = task.ext.prefix ?: "${meta.id}"
     // Needs no Python: the versions fall back to 'stub' where the toolkit is not installed.
     """
-    echo "${args}" > /dev/null
+    echo $args
     touch ${prefix}.embeddings.parquet
     touch ${prefix}.h5mu
     touch ${prefix}.model.pt
@@ -69,10 +70,10 @@ process SCI2CL_TRAIN {
     touch ${prefix}.umap.png
     touch ${prefix}.losses.png
 
-    read -r python_version torch_version cuda_version < <(python -c 'import platform, torch; print(platform.python_version(), torch.__version__, torch.version.cuda or "none")' 2>/dev/null || echo 'stub stub stub')
+    read -r sci2cl_version python_version torch_version cuda_version < <(python -c 'import platform, sci2cl, torch; print(sci2cl.__version__, platform.python_version(), torch.__version__, torch.version.cuda or "none")' 2>/dev/null || echo 'stub stub stub stub')
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
-        sci2cl: "\$( (sci2cl --version 2>/dev/null || true) | sed -n 's/^sci2cl, version //p' | grep . || echo stub)"
+        sci2cl: "\${sci2cl_version}"
         python: "\${python_version}"
         torch: "\${torch_version}"
         cuda: "\${cuda_version}"
