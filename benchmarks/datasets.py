@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sci2cl.io import assemble_multiome
+
 SNARE = "snareseq_mouse_cortex_scmomat"
 
 
@@ -31,4 +33,4 @@ def load_snare(data_dir: str | Path) -> tuple[md.MuData, pd.DataFrame]:
     atac.var["interval"] = [p.replace("_", ":", 1).replace("_", "-", 1) for p in peaks]
     rna.var_names_make_unique()
     atac.var_names_make_unique()
-    return md.MuData({"rna": rna, "atac": atac}), meta
+    return assemble_multiome(rna, atac), meta

@@ -117,6 +117,13 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
         help="Fuse with cross-attention (else: concatenated latents, no MOM).",
     ),
     click.option(
+        "--inter-gradient",
+        type=click.Choice(["both", "rna", "atac", "none"]),
+        default=M.inter_gradient,
+        show_default=True,
+        help="Encoders that MOC/MOM gradients reach (e.g. 'atac': align ATAC to a fixed RNA).",
+    ),
+    click.option(
         "--max-epochs",
         type=click.IntRange(1),
         default=T.max_epochs,

@@ -22,6 +22,7 @@ class ModelConfig:
     lambda_mse: float = 1.0
     lambda_moc: float = 1.0
     lambda_mom: float = 1.0
+    inter_gradient: str = "both"
     use_views: bool = True
     use_cross_attention: bool = True
     modalities: tuple[str, ...] = field(default=("rna", "atac"))
@@ -33,6 +34,10 @@ class ModelConfig:
             )
         if not 0.0 <= self.mask_rate < 1.0:
             raise ValueError(f"mask_rate must be in [0, 1), got {self.mask_rate}")
+        if self.inter_gradient not in ("both", "rna", "atac", "none"):
+            raise ValueError(
+                f"inter_gradient must be both, rna, atac or none: {self.inter_gradient}"
+            )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 

@@ -53,15 +53,19 @@ class PairFusion(nn.Module):
         self.cross = TokenCrossAttention(latent, n_tokens, n_heads)
         self.mlp = nn.Sequential(nn.Linear(latent, latent), nn.ReLU(), nn.Linear(latent, latent))
         self.norm = nn.LayerNorm(latent)
-        self.match_head = nn.Linear(latent, 2)
+        self.match_head = nn.Linear(latent + 2, 2)
 
     def forward(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> torch.Tensor:
         streams = self.cross(z_rna, z_atac)
         h = streams["rna_to_atac"] + streams["atac_to_rna"]
         return self.norm(h + self.mlp(h))
 
-    def match_logits(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> torch.Tensor:
-        return self.match_head(self(z_rna, z_atac))
+    def match_logits(
+        self, z_rna: torch.Tensor, z_atac: torch.Tensor, depth: torch.Tensor
+    ) -> torch.Tensor:
+        """Pair / not-pair logits; ``depth`` (n, 2) gives the head both cells' log depths, so
+        Z need not encode sequencing depth to tell pairs apart."""
+        return self.match_head(torch.cat([self(z_rna, z_atac), depth], dim=-1))
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -86,19 +90,27 @@ def matching_loss(
     fusion: PairFusion,
     z_rna: torch.Tensor,
     z_atac: torch.Tensor,
+    depth: torch.Tensor,
     similarity: torch.Tensor,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """MOM: classify true pairs vs hard-negative pairs in both directions (logits into CE)."""
+    """MOM: classify true pairs vs hard-negative pairs in both directions (logits into CE).
+
+    ``depth`` (n, 2) holds each cell's centred log library size of RNA and ATAC.
+    """
     n = z_rna.shape[0]
     neg_atac = hard_negatives(similarity, generator)  # for each RNA cell, an ATAC partner
     neg_rna = hard_negatives(similarity.T, generator)  # for each ATAC cell, an RNA partner
-    rna = torch.cat([z_rna, z_rna, z_rna[neg_rna]])
-    atac = torch.cat([z_atac, z_atac[neg_atac], z_atac])
+    rna_rows = torch.cat([torch.arange(n, device=z_rna.device)] * 2 + [neg_rna])
+    atac_rows = torch.cat(
+        [torch.arange(n, device=z_rna.device), neg_atac, torch.arange(n, device=z_rna.device)]
+    )
+    rna, atac = z_rna[rna_rows], z_atac[atac_rows]
+    pair_depth = torch.stack([depth[rna_rows, 0], depth[atac_rows, 1]], dim=-1)
     target = torch.cat([torch.ones(n, dtype=torch.long), torch.zeros(2 * n, dtype=torch.long)]).to(
         z_rna.device
     )
     weight = torch.tensor(
         [0.5, 1.0], device=z_rna.device
     )  # class 0 = 2n negatives, 1 = n positives
-    return F.cross_entropy(fusion.match_logits(rna, atac), target, weight=weight)
+    return F.cross_entropy(fusion.match_logits(rna, atac, pair_depth), target, weight=weight)

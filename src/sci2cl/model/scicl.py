@@ -45,13 +45,20 @@ class Sci2clModule(nn.Module):
         self.views = nn.ModuleDict(
             {m: MaskedViewAttention(c.latent_dim, c.n_heads) for m in MODALITIES}
         )
+        # MOC projection heads also see the cell's log depth, so the encoders are not pushed
+        # to encode sequencing depth (the easiest signal two modalities of a cell share).
         self.projections = nn.ModuleDict(
-            {m: nn.Linear(c.latent_dim, c.latent_dim) for m in MODALITIES}
+            {m: nn.Linear(c.latent_dim + 1, c.latent_dim) for m in MODALITIES}
         )
         self.fusion = PairFusion(c.latent_dim, c.n_tokens, c.n_heads)
         library = mean_library or {m: 1.0 for m in MODALITIES}
         for m in MODALITIES:
             self.register_buffer(f"mean_library_{m}", torch.tensor(float(library[m])))
+
+    def log_depth(self, batch: MultiomeBatch, modality: str) -> torch.Tensor:
+        """Log library size of each cell, centred on the training mean library."""
+        mean = getattr(self, f"mean_library_{modality}")
+        return torch.log1p(batch[modality].library) - torch.log1p(mean)
 
     def encode(self, batch: MultiomeBatch) -> dict[str, torch.Tensor]:
         """Per-modality latents and the joint embedding; deterministic in eval mode."""
@@ -82,13 +89,19 @@ class Sci2clModule(nn.Module):
         else:
             terms.update({f"mse_{m}": zero for m in MODALITIES})
         if full:
-            p = {m: self.projections[m](z[m]) for m in MODALITIES}
+            g = c.inter_gradient
+            z = {m: z[m] if g in ("both", m) else z[m].detach() for m in MODALITIES}
+            depth = torch.stack([self.log_depth(batch, m) for m in MODALITIES], dim=-1)
+            p = {
+                m: self.projections[m](torch.cat([z[m], depth[:, i : i + 1]], dim=-1))
+                for i, m in enumerate(MODALITIES)
+            }
             terms["moc"] = info_nce(p["rna"], p["atac"], c.temperature)
             if c.use_cross_attention and batch.rna.size > 1:
                 with torch.no_grad():
                     sim = F.normalize(p["rna"], dim=-1) @ F.normalize(p["atac"], dim=-1).T
                 terms["mom"] = matching_loss(
-                    self.fusion, z["rna"], z["atac"], sim / c.temperature, generator
+                    self.fusion, z["rna"], z["atac"], depth, sim / c.temperature, generator
                 )
             else:
                 terms["mom"] = zero

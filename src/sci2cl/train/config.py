@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass
 class TrainConfig:
     """How to train; ``max_epochs`` caps warm-up plus joint epochs."""
 
-    max_epochs: int = 200
+    max_epochs: int = 100
     warmup_epochs: int = 10
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    patience: int = 15
+    patience: int = 10
     min_delta: float = 1e-3
     validation_fraction: float = 0.1
     seed: int = 0
