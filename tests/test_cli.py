@@ -59,16 +59,18 @@ def test_train_writes_every_output(snare_run):
     assert "trained 3 epochs on 1500 cells" in result.stderr
     assert "best validation loss" in result.stderr
     table = pd.read_parquet(out / "snare.embeddings.parquet")
-    assert list(table.columns) == ["barcode", "sample"] + [f"sci2cl_{i}" for i in range(8)]
+    # joint = the two cross-attended streams side by side: 2 x latent_dim columns
+    assert list(table.columns) == ["barcode", "sample"] + [f"sci2cl_{i}" for i in range(16)]
     assert len(table) == 1500 and table["barcode"].is_unique and set(table["sample"]) == {"snare"}
-    assert all(table[f"sci2cl_{i}"].dtype == np.float32 for i in range(8))
+    assert all(table[f"sci2cl_{i}"].dtype == np.float32 for i in range(16))
     meta = pq.read_schema(out / "snare.embeddings.parquet").metadata
     params = json.loads(meta[b"sci2cl_params"])
     assert meta[b"sci2cl_version"].decode() == __version__
     assert params["model"]["latent_dim"] == 8 and params["train"]["max_epochs"] == 3
     mdata = md.read_h5mu(out / "snare.h5mu")
     assert set(mdata.mod) == {"rna", "atac"}
-    for key in ("X_sci2cl", "X_sci2cl_rna", "X_sci2cl_atac"):
+    assert mdata.obsm["X_sci2cl"].shape == (1500, 16)
+    for key in ("X_sci2cl_rna", "X_sci2cl_atac"):
         assert mdata.obsm[key].shape == (1500, 8)
     np.testing.assert_array_equal(mdata.obsm["X_sci2cl"], table.iloc[:, 2:].to_numpy())
     assert "sci2cl_selected" in mdata["atac"].var

@@ -11,8 +11,10 @@ class TokenCrossAttention(nn.Module):
     """Cross-attention between the token sets of ONE cell's two modalities.
 
     Each latent is projected into ``n_tokens`` tokens; r->a tokens attend to the ATAC tokens
-    and a->r tokens to the RNA tokens with learned W^Q, W^K, W^V, W^O. Nothing crosses cells,
-    so a cell's output does not depend on its batch companions.
+    and a->r tokens to the RNA tokens with learned W^Q, W^K, W^V, W^O. The attended tokens are
+    pooled and added back to the latent through a zero-initialised projection, so each stream
+    starts as its own modality's latent and learns what to take from the other. Nothing
+    crosses cells, so a cell's output does not depend on its batch companions.
     """
 
     def __init__(self, latent: int, n_tokens: int, n_heads: int) -> None:
@@ -25,40 +27,42 @@ class TokenCrossAttention(nn.Module):
             {m: nn.Parameter(torch.zeros(n_tokens, latent)) for m in ("rna", "atac")}
         )
         self.attend = nn.ModuleDict(
-            {
-                "rna": nn.MultiheadAttention(latent, n_heads, batch_first=True),
-                "atac": nn.MultiheadAttention(latent, n_heads, batch_first=True),
-            }
+            {m: nn.MultiheadAttention(latent, n_heads, batch_first=True) for m in ("rna", "atac")}
         )
         self.norm = nn.ModuleDict({m: nn.LayerNorm(latent) for m in ("rna", "atac")})
+        self.back = nn.ModuleDict({m: nn.Linear(latent, latent) for m in ("rna", "atac")})
+        for layer in self.back.values():
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def _tokens(self, modality: str, z: torch.Tensor) -> torch.Tensor:
         tokens = self.to_tokens[modality](z).view(z.shape[0], self.n_tokens, -1)
         return tokens + self.position[modality]
 
     def forward(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> dict[str, torch.Tensor]:
-        tok = {"rna": self._tokens("rna", z_rna), "atac": self._tokens("atac", z_atac)}
+        z = {"rna": z_rna, "atac": z_atac}
+        tok = {m: self._tokens(m, z[m]) for m in z}
         out = {}
         for query, key in (("rna", "atac"), ("atac", "rna")):
             attended, _ = self.attend[query](tok[query], tok[key], tok[key], need_weights=False)
-            out[query] = self.norm[query](tok[query] + attended).mean(dim=1)
+            pooled = self.norm[query](tok[query] + attended).mean(dim=1)
+            out[query] = z[query] + self.back[query](pooled)
         return {"rna_to_atac": out["rna"], "atac_to_rna": out["atac"]}
 
 
 class PairFusion(nn.Module):
-    """Sum of the two cross-attended streams -> residual MLP -> joint embedding Z; MOM head."""
+    """Joint embedding Z = [z_r->a, z_a->r] (the two cross-attended streams); MOM head on Z."""
 
     def __init__(self, latent: int, n_tokens: int, n_heads: int) -> None:
         super().__init__()
         self.cross = TokenCrossAttention(latent, n_tokens, n_heads)
-        self.mlp = nn.Sequential(nn.Linear(latent, latent), nn.ReLU(), nn.Linear(latent, latent))
-        self.norm = nn.LayerNorm(latent)
-        self.match_head = nn.Linear(latent + 2, 2)
+        self.match_head = nn.Sequential(
+            nn.Linear(2 * latent + 2, latent), nn.ReLU(), nn.Linear(latent, 2)
+        )
 
     def forward(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> torch.Tensor:
         streams = self.cross(z_rna, z_atac)
-        h = streams["rna_to_atac"] + streams["atac_to_rna"]
-        return self.norm(h + self.mlp(h))
+        return torch.cat([streams["rna_to_atac"], streams["atac_to_rna"]], dim=-1)
 
     def match_logits(
         self, z_rna: torch.Tensor, z_atac: torch.Tensor, depth: torch.Tensor
