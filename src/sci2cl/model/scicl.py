@@ -82,7 +82,7 @@ class Sci2clModule(nn.Module):
             nll = self.decoders[m].nll(z[m], batch[m], c.decoder_features_per_step, generator)
             terms[f"zinb_{m}"] = nll.mean() / getattr(self, f"mean_library_{m}")
         zero = z["rna"].new_zeros(())
-        if full and c.use_views and c.n_views > 0:
+        if full and c.use_views and c.n_views > 0 and c.lambda_mse > 0:
             for m in MODALITIES:
                 views = self.encoders[m].encode_views(batch[m], c.n_views, c.mask_rate, generator)
                 terms[f"mse_{m}"] = consistency_loss(self.views[m](views), z[m])
@@ -97,7 +97,7 @@ class Sci2clModule(nn.Module):
                 for i, m in enumerate(MODALITIES)
             }
             terms["moc"] = info_nce(p["rna"], p["atac"], c.temperature)
-            if c.use_cross_attention and batch.rna.size > 1:
+            if c.use_cross_attention and c.lambda_mom > 0 and batch.rna.size > 1:
                 with torch.no_grad():
                     sim = F.normalize(p["rna"], dim=-1) @ F.normalize(p["atac"], dim=-1).T
                 terms["mom"] = matching_loss(
