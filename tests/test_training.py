@@ -14,7 +14,7 @@ from sci2cl.preprocess import PrepareConfig, prepare
 
 @pytest.fixture(scope="module")
 def prepared():
-    from tests_paths import SNARE_H5MU
+    from conftest import SNARE_H5MU
 
     from sci2cl.io import read_multiome
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from sci2cl.data import MultiomeDataset, train_validation_split
+from sci2cl.io import staged_outputs
 from sci2cl.model import Sci2clModule
 from sci2cl.train.config import TrainConfig
 from sci2cl.train.device import autocast, resolve_device, resolve_precision
@@ -164,9 +164,8 @@ def _save_checkpoint(path: Path, module, optimiser, rng: np.random.Generator, st
         "rng_torch": torch.get_rng_state(),
         "state": state.__dict__,
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with staged_outputs({"checkpoint": path}) as temp:
+        torch.save(payload, temp["checkpoint"])
 
 
 def _load_checkpoint(path: Path, module, optimiser, rng: np.random.Generator) -> _State:
