@@ -49,3 +49,24 @@ container-smoke:
 
 clean:
 	rm -rf $(DEMO) work .nextflow .nextflow.log* .pytest_cache
+
+# Benchmarks vs peers (docs/benchmarks.md). Peers live in their own venv so they never
+# constrain the product's dependencies (scvi-tools 1.4.2 / muon 0.1.9: Python 3.11).
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?= --data ../shared/data --out benchmarks/results --threads 1
+
+.PHONY: bench bench-setup bench-scaling
+
+bench-setup: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r benchmarks/requirements-peers.txt
+	touch $@
+
+bench: setup bench-setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-scaling: setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --scaling

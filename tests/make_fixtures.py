@@ -30,6 +30,10 @@ SNARE_CELLS = 1500
 SNARE_MIN_PEAK_DETECTION = 0.01
 SNARE_SEED = 0
 LABEL_COLUMNS = ["cluster (remapped)", "Ident"]
+SNARE_LIBRARY_SPLIT = {
+    "snare_a": ["09A", "09B", "09C", "09D", "09E", "09F"],
+    "snare_b": ["09G", "09H", "09I", "09J", "09K", "09L"],
+}
 
 
 def build_pbmc_arc(shared: Path) -> None:
@@ -107,6 +111,33 @@ def build_snare_subset(shared: Path) -> None:
     shutil.copy(source / "LICENSE.upstream", out / "LICENSE.upstream")
 
 
+def build_snare_libraries() -> None:
+    """The SNARE subset split by library (09A-09F, 09G-09L) into two samples, each with its own
+    peak set (boundaries moved by up to a quarter of the width, ~10% of peaks dropped), as
+    Cell Ranger ARC's per-sample peak calling gives: multi-sample fixtures for the pipeline."""
+    rng = np.random.default_rng(SNARE_SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mdata = mudata.read_h5mu(DATA / "snare_subset" / "snare_subset.h5mu")
+    library = mdata.obs_names.str.slice(0, 3)
+    out = _fresh(DATA / "snare_libraries")
+    for name, libraries in SNARE_LIBRARY_SPLIT.items():
+        cells = np.flatnonzero(library.isin(libraries))
+        rna, atac = mdata["rna"][cells].copy(), mdata["atac"][cells].copy()
+        parts = atac.var["interval"].str.extract(r"^(.+):(\d+)-(\d+)$")
+        start, end = parts[1].astype(np.int64).to_numpy(), parts[2].astype(np.int64).to_numpy()
+        shift = np.maximum((end - start) // 4, 1)
+        start = np.maximum(start + rng.integers(-shift, shift + 1), 0)
+        end = np.maximum(end + rng.integers(-shift, shift + 1), start + 10)
+        names = parts[0] + ":" + start.astype(str) + "-" + end.astype(str)
+        keep = rng.random(len(names)) >= 0.1
+        atac.var_names = pd.Index(names.to_numpy(), name=None)
+        atac.var["interval"] = names.to_numpy()
+        with mudata.set_options(pull_on_update=False):
+            sample = mudata.MuData({"rna": rna, "atac": atac[:, keep].copy()})
+            sample.write_h5mu(out / f"{name}.h5mu", compression="gzip")
+
+
 def build_edge_cases(shared: Path) -> None:
     """Copies of TENxIO's one-modality 10x files (GEX-only and Peaks-only h5, empty MEX)."""
     source = shared / "tenxio_arc_format_fixtures"
@@ -135,6 +166,7 @@ def _fresh(folder: Path) -> Path:
 def main(shared: Path) -> None:
     build_pbmc_arc(shared)
     build_snare_subset(shared)
+    build_snare_libraries()
     build_edge_cases(shared)
     for path in sorted(DATA.rglob("*")):
         if path.is_file():

@@ -23,9 +23,10 @@ pytestmark = pytest.mark.pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SAMPLES = {
-    "pbmc_arc": "tests/data/pbmc_arc/outs",
-    "snare_subset": "tests/data/snare_subset/snare_subset.h5mu",
+    "snare_a": "tests/data/snare_libraries/snare_a.h5mu",
+    "snare_b": "tests/data/snare_libraries/snare_b.h5mu",
 }
+JOINT = "joint"  # -profile test trains both samples into one model (--integration joint)
 TRAIN_FILES = ("embeddings.parquet", "h5mu", "model.pt", "history.csv", "umap.png", "losses.png")
 
 
@@ -136,7 +137,7 @@ def test_profile_test_completes(profile_test_run):
     run, outdir = profile_test_run
     tasks = read_trace(outdir, "run1")
     processes = sorted(t["process"].split(":")[-1] for t in tasks)
-    assert processes == ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"] * 2, processes
+    assert processes == ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"], processes
     assert all(t["status"] == "COMPLETED" for t in tasks), [(t["name"], t["status"]) for t in tasks]
     print(f"-profile test wall time: {run.seconds:.0f} s")
 
@@ -145,9 +146,10 @@ def test_output_layout(profile_test_run):
     _, outdir = profile_test_run
     for sample in TEST_SAMPLES:
         assert (outdir / "prepare" / sample / f"{sample}.prepared.h5mu").is_file()
-        for suffix in TRAIN_FILES:
-            path = outdir / "train" / sample / f"{sample}.{suffix}"
-            assert path.is_file() and path.stat().st_size > 0, path
+    for suffix in TRAIN_FILES:
+        path = outdir / "train" / JOINT / f"{JOINT}.{suffix}"
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert sorted(p.name for p in (outdir / "train").iterdir()) == [JOINT]
     info = outdir / "pipeline_info"
     for pattern in (
         "execution_report_run1.html",
@@ -173,16 +175,17 @@ def test_software_versions(profile_test_run):
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", str(versions["Workflow"]["Nextflow"]))
 
 
-@pytest.mark.parametrize("sample", sorted(TEST_SAMPLES))
-def test_embeddings_parquet(profile_test_run, sample):
+def test_embeddings_parquet(profile_test_run):
     import mudata
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     _, outdir = profile_test_run
 
-    prepared = mudata.read_h5mu(outdir / "prepare" / sample / f"{sample}.prepared.h5mu")
-    table = pq.read_table(outdir / "train" / sample / f"{sample}.embeddings.parquet")
+    prepared = {
+        s: mudata.read_h5mu(outdir / "prepare" / s / f"{s}.prepared.h5mu") for s in TEST_SAMPLES
+    }
+    table = pq.read_table(outdir / "train" / JOINT / f"{JOINT}.embeddings.parquet")
     names = table.column_names
     assert names[:2] == ["barcode", "sample"], names
     dims = names[2:]
@@ -191,30 +194,34 @@ def test_embeddings_parquet(profile_test_run, sample):
     assert table.schema.field("sample").type in (pa.string(), pa.large_string())
     assert all(table.schema.field(d).type == pa.float32() for d in dims)
 
-    # one row per prepared (QC-passing) cell, all of this sample
-    assert table.num_rows == prepared.n_obs > 0, (table.num_rows, prepared.n_obs)
-    barcodes = table.column("barcode").to_pylist()
-    assert len(set(barcodes)) == len(barcodes)
-    assert set(table.column("sample").to_pylist()) == {sample}
+    # one row per prepared (QC-passing) cell of every sample, which keeps its sample name
+    frame = table.select(["sample", "barcode"]).to_pandas()
+    for sample, mdata in prepared.items():
+        assert sorted(frame.loc[frame["sample"] == sample, "barcode"]) == sorted(mdata.obs_names)
+    assert table.num_rows == sum(m.n_obs for m in prepared.values())
+    assert not frame.duplicated().any()
     assert table.schema.metadata, "parquet file metadata (sci2cl version, parameters) missing"
     values = table.select(dims).to_pandas().to_numpy()
     assert (values == values).all(), "NaN in embeddings"
 
 
-@pytest.mark.parametrize("sample", sorted(TEST_SAMPLES))
-def test_trained_h5mu(profile_test_run, sample):
+def test_trained_h5mu(profile_test_run):
     import mudata
     import pyarrow.parquet as pq
 
     _, outdir = profile_test_run
 
-    table = pq.read_table(outdir / "train" / sample / f"{sample}.embeddings.parquet")
-    mdata = mudata.read_h5mu(outdir / "train" / sample / f"{sample}.h5mu")
+    table = pq.read_table(outdir / "train" / JOINT / f"{JOINT}.embeddings.parquet").to_pandas()
+    mdata = mudata.read_h5mu(outdir / "train" / JOINT / f"{JOINT}.h5mu")
     assert {"rna", "atac"} <= set(mdata.mod), list(mdata.mod)
-    assert mdata.n_obs == table.num_rows
+    assert mdata.n_obs == len(table)
     emb = mdata.obsm["X_sci2cl"]
-    assert emb.shape == (table.num_rows, table.num_columns - 2), emb.shape
-    assert set(map(str, mdata.obs_names)) == set(table.column("barcode").to_pylist())
+    assert emb.shape == (len(table), table.shape[1] - 2), emb.shape
+    assert list(mdata.obs_names) == list(table["sample"] + ":" + table["barcode"])
+    combined = mdata.uns["sci2cl"]["combine"]
+    assert list(combined["samples"]) == sorted(TEST_SAMPLES)
+    # per-sample peak sets were merged: fewer regions than the two sets together
+    assert combined["n_peaks_merged"] < sum(combined["n_peaks_per_sample"])
 
 
 def test_resume_caches_every_task(nextflow, profile_test_run):
@@ -232,7 +239,7 @@ def test_resume_caches_every_task(nextflow, profile_test_run):
     )
     assert again.returncode == 0, again.explain()
     tasks = read_trace(outdir, "resume1")
-    assert len(tasks) == 4, tasks
+    assert len(tasks) == 3, tasks
     assert all(t["status"] == "CACHED" for t in tasks), [(t["name"], t["status"]) for t in tasks]
     print(f"-resume wall time: {again.seconds:.0f} s")
 
@@ -268,16 +275,15 @@ def test_stub_run_without_python_deps(nextflow, tmp_path):
     )
     assert run.returncode == 0, run.explain()
     tasks = read_trace(outdir, "stub1")
-    assert len(tasks) == 4 and all(t["status"] == "COMPLETED" for t in tasks), tasks
-    for sample in TEST_SAMPLES:
-        for suffix in TRAIN_FILES:
-            assert (outdir / "train" / sample / f"{sample}.{suffix}").exists()
+    assert len(tasks) == 3 and all(t["status"] == "COMPLETED" for t in tasks), tasks
+    for suffix in TRAIN_FILES:
+        assert (outdir / "train" / JOINT / f"{JOINT}.{suffix}").exists()
     versions = (outdir / "pipeline_info" / "sci2cl_software_versions.yml").read_text()
     assert "stub" in versions, versions
     print(f"-stub wall time: {run.seconds:.0f} s")
 
 
-def test_stub_joint_integration(nextflow, tmp_path):
+def test_stub_per_sample_integration(nextflow, tmp_path):
     outdir = tmp_path / "results"
     run = run_nextflow(
         nextflow,
@@ -286,19 +292,19 @@ def test_stub_joint_integration(nextflow, tmp_path):
         "test",
         "-stub",
         "--integration",
-        "joint",
+        "per_sample",
         "--outdir",
         str(outdir),
         "--trace_report_suffix",
-        "joint1",
+        "per_sample1",
     )
     assert run.returncode == 0, run.explain()
-    tasks = read_trace(outdir, "joint1")
-    assert sorted(t["process"].split(":")[-1] for t in tasks) == ["SCI2CL_PREPARE"] * 2 + [
-        "SCI2CL_TRAIN"
-    ]
-    for suffix in TRAIN_FILES:
-        assert (outdir / "train" / "joint" / f"joint.{suffix}").exists()
+    tasks = read_trace(outdir, "per_sample1")
+    processes = sorted(t["process"].split(":")[-1] for t in tasks)
+    assert processes == ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"] * 2, processes
+    for sample in TEST_SAMPLES:
+        for suffix in TRAIN_FILES:
+            assert (outdir / "train" / sample / f"{sample}.{suffix}").exists()
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import SMALL_MODEL, SMALL_TRAIN
 
+from sci2cl.data import MODALITIES
 from sci2cl.embed import TrainedModel, embed
 from sci2cl.fit import fit
 from sci2cl.preprocess import PrepareConfig, prepare
@@ -90,3 +91,24 @@ def test_checkpoint_resume_continues_training(prepared, tmp_path):
     _, resumed, _ = fit(prepared, SMALL_MODEL, SMALL_TRAIN, checkpoint=ckpt, resume=ckpt)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.epochs_run == 3
+
+
+def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):
+    model, _, data = trained
+    module = model.module
+    d = module.config.latent_dim
+    out = embed(module, data)
+    half = module.config.joint_half_counts
+    library = np.stack([np.asarray(data.counts[m].sum(axis=1)).ravel() for m in MODALITIES], 1)
+    reliability = library / (library + half)
+    weight = reliability / reliability.max(axis=1, keepdims=True)
+    for i in range(2):
+        unweighted = out["joint"][:, i * d : (i + 1) * d] / weight[:, i : i + 1]
+        # calibrated on these cells: centred, mean per-dimension SD of one
+        np.testing.assert_allclose(unweighted.mean(axis=0), 0.0, atol=1e-3)
+        assert unweighted.std(axis=0).mean() == pytest.approx(1.0, rel=1e-3)
+    # a cell without ATAC counts is placed by its RNA alone
+    batch = data.batch(np.array([3, 4]))
+    batch.atac.library.zero_()
+    joint = module.encode(batch)["joint"].detach().numpy()
+    assert np.all(joint[:, d:] == 0) and np.any(joint[:, :d] != 0)

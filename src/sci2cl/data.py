@@ -82,21 +82,27 @@ class MultiomeBatch:
     rna: ModalityBatch
     atac: ModalityBatch
     index: torch.Tensor  # (B,) int64 row numbers in the dataset
+    sample: torch.Tensor | None = None  # (B,) int64 sample codes (several samples only)
 
     def to(self, device: torch.device) -> MultiomeBatch:
-        return MultiomeBatch(self.rna.to(device), self.atac.to(device), self.index.to(device))
+        sample = None if self.sample is None else self.sample.to(device, non_blocking=True)
+        return MultiomeBatch(
+            self.rna.to(device), self.atac.to(device), self.index.to(device), sample
+        )
 
     def __getitem__(self, modality: str) -> ModalityBatch:
         return getattr(self, modality)
 
 
 class MultiomeDataset:
-    """Raw counts and encoder inputs of paired cells, both modalities in CSR."""
+    """Raw counts and encoder inputs of paired cells, both modalities in CSR; ``sample``
+    holds integer sample codes per cell when the cells come from several samples."""
 
     def __init__(
         self,
         counts: dict[str, sp.csr_matrix],
         transforms: dict[str, InputTransform],
+        sample: np.ndarray | None = None,
     ) -> None:
         n_cells = {m: counts[m].shape[0] for m in MODALITIES}
         if len(set(n_cells.values())) != 1:
@@ -104,6 +110,9 @@ class MultiomeDataset:
         self.counts = {m: sp.csr_matrix(counts[m], dtype=np.float32) for m in MODALITIES}
         self.inputs = {m: transforms[m].apply(self.counts[m]) for m in MODALITIES}
         self.n_cells = n_cells["rna"]
+        if sample is not None and len(sample) != self.n_cells:
+            raise ValueError(f"{len(sample)} sample codes for {self.n_cells} cells")
+        self.sample = None if sample is None else np.asarray(sample, dtype=np.int64)
 
     def n_features(self, modality: str) -> int:
         return self.counts[modality].shape[1]
@@ -111,7 +120,10 @@ class MultiomeDataset:
     def batch(self, rows: np.ndarray) -> MultiomeBatch:
         """Materialise the rows ``rows`` as a batch (vectorised CSR slicing, no loops)."""
         parts = {m: self._modality_batch(m, rows) for m in MODALITIES}
-        return MultiomeBatch(parts["rna"], parts["atac"], torch.from_numpy(rows.astype(np.int64)))
+        sample = None if self.sample is None else torch.from_numpy(self.sample[rows])
+        return MultiomeBatch(
+            parts["rna"], parts["atac"], torch.from_numpy(rows.astype(np.int64)), sample
+        )
 
     def _modality_batch(self, modality: str, rows: np.ndarray) -> ModalityBatch:
         inp = self.inputs[modality][rows]

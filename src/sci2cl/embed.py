@@ -24,6 +24,7 @@ class TrainedModel:
     transforms: dict[str, InputTransform]
     train_params: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)  # sample categories (covariate codes)
 
     def to_payload(self) -> dict:
         return {
@@ -38,6 +39,7 @@ class TrainedModel:
             },
             "train_params": self.train_params,
             "history": self.history,
+            "samples": self.samples,
             "state_dict": self.module.state_dict(),
         }
 
@@ -53,7 +55,12 @@ class TrainedModel:
             for m, t in payload["transforms"].items()
         }
         return cls(
-            module, payload["features"], transforms, payload["train_params"], payload["history"]
+            module,
+            payload["features"],
+            transforms,
+            payload["train_params"],
+            payload["history"],
+            list(payload.get("samples", [])),
         )
 
     def dataset(self, counts) -> MultiomeDataset:

@@ -9,6 +9,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
@@ -79,11 +81,51 @@ def knn_accuracy(adata: ad.AnnData, labels: np.ndarray) -> float:
     return float((votes.argmax(axis=1) == codes).mean())
 
 
+def batch_mixing(adata: ad.AnnData, batches: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Batch mixing on the kNN graph of ``adata`` (``sc.pp.neighbors``), beside labels.
+
+    - ``batch_entropy``: entropy of the batches among each cell's neighbours, divided by
+      log(n_batches), mean over cells (1: neighbours spread evenly over batches, 0: one batch).
+    - ``ilisi``: mean inverse Simpson index of the neighbours' batches (effective number of
+      batches around a cell, uniform kNN weights), and ``ilisi_scaled`` = (ilisi-1)/(B-1).
+    - ``graph_connectivity``: per label, the fraction of its cells in the largest connected
+      component of the kNN graph restricted to that label; mean over labels (scIB).
+    """
+    codes, uniques = pd.factorize(np.asarray(batches).astype(str))
+    n_batches = len(uniques)
+    graph = adata.obsp["distances"].tocsr()
+    adjacency = sp.csr_matrix((np.ones_like(graph.data), graph.indices, graph.indptr), graph.shape)
+    onehot = sp.csr_matrix(
+        (np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_batches)
+    )
+    counts = np.asarray((adjacency @ onehot).todense())
+    p = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.nansum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
+    simpson = 1.0 / np.maximum((p**2).sum(axis=1), 1e-12)
+    out = {"n_batches": int(n_batches)}
+    out["batch_entropy"] = float(entropy.mean() / np.log(n_batches)) if n_batches > 1 else 0.0
+    out["ilisi"] = float(simpson.mean())
+    out["ilisi_scaled"] = float((simpson.mean() - 1) / (n_batches - 1)) if n_batches > 1 else 0.0
+    connectivity = adata.obsp["connectivities"].tocsr()
+    fractions = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        _, component = connected_components(connectivity[rows][:, rows], directed=False)
+        fractions.append(np.bincount(component).max() / rows.size)
+    out["graph_connectivity"] = float(np.mean(fractions))
+    return out
+
+
 def evaluate_embedding(
-    embedding: np.ndarray, labels: np.ndarray, config: EvaluationConfig | None = None
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    config: EvaluationConfig | None = None,
+    batches: np.ndarray | None = None,
 ) -> dict[str, float]:
     """NMI/ARI of KMeans(k), Leiden(k) (means over seeds), the scI2CL paper protocol
-    (2-D UMAP then KMeans, mean over UMAP seeds), silhouette and kNN label accuracy."""
+    (2-D UMAP then KMeans, mean over UMAP seeds), silhouette and kNN label accuracy; with
+    ``batches``, batch mixing metrics too (:func:`batch_mixing`)."""
     config = config or EvaluationConfig()
     labels = np.asarray(labels).astype(str)
     k = len(np.unique(labels))
@@ -119,4 +161,6 @@ def evaluate_embedding(
     sample = rng.choice(x.shape[0], min(config.silhouette_max_cells, x.shape[0]), replace=False)
     out["silhouette"] = float(silhouette_score(x[sample], labels[sample]))
     out["knn_accuracy"] = knn_accuracy(adata, labels)
+    if batches is not None:
+        out.update(batch_mixing(adata, batches, labels))
     return out

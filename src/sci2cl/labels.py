@@ -64,3 +64,24 @@ def match_labels(
     if keep.sum() < 2:
         raise InputError(labels_csv, "fewer than two embedded cells have a usable label")
     return np.flatnonzero(keep), values.to_numpy()[keep].astype(str)
+
+
+def match_batches(
+    identity: pd.DataFrame, rows: np.ndarray, labels_csv: Path, column: str
+) -> np.ndarray:
+    """Batch of each labelled row: ``column`` of the labels CSV, or the embedding's own
+    ``sample`` column when ``column`` is ``sample`` and the CSV has no such column."""
+    if column == "sample" and column not in pd.read_csv(labels_csv, nrows=0).columns:
+        return identity["sample"].to_numpy()[rows]
+    table = pd.read_csv(labels_csv, index_col=0)
+    if column not in table:
+        raise InputError(labels_csv, f"no column {column!r}")
+    lookup = table[column]
+    lookup.index = lookup.index.astype(str)
+    keys = identity["barcode"]
+    if not keys.isin(lookup.index).any():
+        keys = identity["sample"] + ":" + identity["barcode"]
+    values = lookup.reindex(keys.to_numpy()[rows])
+    if values.isna().any():
+        raise InputError(labels_csv, f"column {column!r} is empty for some labelled cells")
+    return values.astype(str).to_numpy()

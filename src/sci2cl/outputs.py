@@ -92,7 +92,7 @@ def write_training_outputs(
     )
     embeddings = embed(trained.module, data, device=train_config.device)
     params = {
-        "model": model_config.to_dict(),
+        "model": trained.module.config.to_dict(),
         "train": train_config.to_dict(),
         "n_features": trained.module.n_features,
         "best_epoch": result.best_epoch,

@@ -1,46 +1,163 @@
-"""Combine prepared samples into one MuData for training."""
+"""Combine prepared samples into one MuData for training.
+
+Genes: the union of the samples' genes (default) or only the genes common to all. ``prepare``
+drops genes detected in few cells of a sample, so the intersection of prepared samples loses
+every gene that is rare in any one sample (e.g. markers of a cell type that sample lacks);
+with the union, a gene absent from a sample counts zero in its cells but is *uncovered* there:
+it is left out of that sample's reconstruction loss.
+
+Peaks: Cell Ranger ARC calls peaks per sample, so the peak sets are merged into one set of
+regions (overlapping peaks of all samples become one region spanning them) and each sample's
+counts of the peaks inside a region are summed into it; with fragments files, counts are
+instead recounted over the merged regions. A merged region is covered by a sample when one of
+its own peaks lies in it (always, after recounting); uncovered regions are left out of that
+sample's reconstruction loss. Coverage is kept in ``varm['sci2cl_coverage']`` (features x
+samples, in ``uns['sci2cl']['combine']['samples']`` order).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import anndata as ad
 import mudata as md
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from sci2cl.data import MODALITIES
+from sci2cl.errors import InputError
 from sci2cl.features import SELECTED
 from sci2cl.io import assemble_multiome
+from sci2cl.peaks import merge_intervals, overlap_matrix, recount_fragments, var_intervals
+
+COVERAGE = "sci2cl_coverage"
+GENES = ("union", "common")
 
 
-def combine_samples(samples: list[md.MuData]) -> md.MuData:
-    """One sample is returned as is. Several are stacked cell-wise: features are the union
-    (absent features count zero), a feature is selected if any sample selected it, and cell
-    names become ``sample:barcode`` so they stay unique."""
-    if len(samples) == 1:
-        return samples[0]
+def sample_names(samples: list[md.MuData]) -> list[str]:
+    """``obs['sample']`` of each sample (``s<i>`` when absent); must be unique."""
     names = [
-        str(s.obs["sample"].iloc[0]) if "sample" in s.obs else f"s{i}"
+        str(s.obs["sample"].iloc[0]) if "sample" in s.obs and s.n_obs else f"s{i}"
         for i, s in enumerate(samples)
     ]
     if len(set(names)) != len(names):
-        raise ValueError(f"sample names must be unique, got {names}")
-    mods = {}
-    for m in MODALITIES:
-        parts = []
-        for name, sample in zip(names, samples, strict=True):
-            adata = sample[m].copy()
-            adata.obs_names = pd.Index([f"{name}:{b}" for b in sample.obs_names])
-            parts.append(adata)
-        combined = ad.concat(parts, join="outer", merge="first", fill_value=0)
-        selected = np.zeros(combined.n_vars, bool)
-        for adata in parts:
-            chosen = adata.var_names[adata.var[SELECTED].to_numpy(bool)]
-            selected |= combined.var_names.isin(chosen)
-        combined.var[SELECTED] = selected
-        mods[m] = combined
-    mdata = assemble_multiome(mods["rna"], mods["atac"])
+        raise InputError(", ".join(names), "sample names must be unique")
+    return names
+
+
+def _obs(sample: md.MuData, name: str, modality: str) -> pd.DataFrame:
+    obs = sample[modality].obs.copy()
+    obs.index = pd.Index([f"{name}:{b}" for b in sample.obs_names])
+    return obs
+
+
+def _genes(samples: list[md.MuData], names: list[str], genes: str) -> ad.AnnData:
+    """Genes of all samples (``union``; a gene absent from a sample is uncovered there) or
+    only those every sample has (``common``)."""
+    indexes = [pd.Index(s["rna"].var_names.astype(str)) for s in samples]
+    keep = indexes[0]
+    for index in indexes[1:]:
+        keep = keep.union(index, sort=False) if genes == "union" else keep.intersection(index)
+    if keep.empty:
+        raise InputError(", ".join(names), "the samples share no gene (RNA feature names)")
+    parts, coverage, selected = [], [], np.zeros(len(keep), bool)
+    for sample, index in zip(samples, indexes, strict=True):
+        rna = sample["rna"]
+        position = index.get_indexer(keep)
+        present = position >= 0
+        select = sp.csr_matrix(
+            (np.ones(present.sum(), np.float32), (position[present], np.flatnonzero(present))),
+            shape=(len(index), len(keep)),
+        )
+        parts.append(sp.csr_matrix(sp.csr_matrix(rna.X, dtype=np.float32) @ select))
+        coverage.append(present)
+        if SELECTED in rna.var:
+            selected[present] |= rna.var[SELECTED].to_numpy(bool)[position[present]]
+    var = pd.concat([s["rna"].var for s in samples])
+    var = var[~var.index.duplicated()].reindex(keep)
+    var[SELECTED] = selected
+    var["n_samples"] = np.sum(coverage, axis=0)
+    obs = pd.concat([_obs(s, n, "rna") for n, s in zip(names, samples, strict=True)])
+    adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=obs, var=var)
+    adata.varm[COVERAGE] = np.stack(coverage, axis=1)
+    return adata
+
+
+def _merged_peaks(
+    samples: list[md.MuData], names: list[str], fragments: list[Path] | None
+) -> ad.AnnData:
+    intervals = []
+    for name, sample in zip(names, samples, strict=True):
+        try:
+            intervals.append(var_intervals(sample["atac"].var))
+        except ValueError as err:
+            raise InputError(name, f"ATAC peaks without genomic intervals ({err})") from None
+    regions = merge_intervals(intervals)
+    parts, coverage = [], []
+    selected = np.zeros(len(regions), bool)
+    n_peaks = np.zeros(len(regions), np.int64)
+    for i, (sample, peaks) in enumerate(zip(samples, intervals, strict=True)):
+        mapping = overlap_matrix(peaks, regions)  # each peak lies in exactly one region
+        atac = sample["atac"]
+        if fragments is not None:
+            barcodes = sample.obs.get("barcode", sample.obs_names.to_series())
+            try:
+                parts.append(recount_fragments(fragments[i], barcodes.astype(str), regions))
+            except (OSError, ValueError, pd.errors.ParserError) as err:
+                raise InputError(fragments[i], f"unreadable fragments file ({err})") from None
+            coverage.append(np.ones(len(regions), bool))
+        else:
+            parts.append(sp.csr_matrix(sp.csr_matrix(atac.X, dtype=np.float32) @ mapping))
+            coverage.append(np.asarray(mapping.sum(axis=0)).ravel() > 0)
+        n_peaks += coverage[-1]
+        if SELECTED in atac.var:
+            chosen = atac.var[SELECTED].to_numpy(np.float32)
+            selected |= np.asarray(mapping.T @ chosen).ravel() > 0
+    index = pd.Index(regions.names())
+    var = pd.DataFrame(
+        {"feature_types": "Peaks", "interval": index, "n_samples": n_peaks, SELECTED: selected},
+        index=index,
+    )
+    obs = pd.concat([_obs(s, n, "atac") for n, s in zip(names, samples, strict=True)])
+    adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=obs, var=var)
+    adata.varm[COVERAGE] = np.stack(coverage, axis=1)
+    return adata
+
+
+def combine_samples(
+    samples: list[md.MuData], fragments: list[Path] | None = None, genes: str = "union"
+) -> md.MuData:
+    """Stack prepared samples cell-wise: genes by ``genes`` (union or common), merged peaks
+    (see module docstring), cell names ``sample:barcode``. One sample without fragments is
+    returned as is."""
+    if len(samples) == 1 and fragments is None:
+        return samples[0]
+    if fragments is not None and len(fragments) != len(samples):
+        raise InputError(
+            ", ".join(map(str, fragments)),
+            f"{len(fragments)} fragments file(s) for {len(samples)} sample(s); give one per input",
+        )
+    names = sample_names(samples)
+    if genes not in GENES:
+        raise ValueError(f"genes must be one of {GENES}, got {genes!r}")
+    rna = _genes(samples, names, genes)
+    atac = _merged_peaks(samples, names, fragments)
+    mdata = assemble_multiome(rna, atac)
     obs = pd.concat([s.obs for s in samples], axis=0)
     for column in ("sample", "barcode"):
         if column in obs:
             mdata.obs[column] = obs[column].astype(str).to_numpy()
+    prepare = dict(samples[0].uns.get("sci2cl", {}).get("prepare", {}))
+    mdata.uns["sci2cl"] = {
+        "prepare": prepare,
+        "combine": {
+            "samples": names,
+            "genes": genes,
+            "n_genes": int(rna.n_vars),
+            "n_genes_in_all_samples": int((rna.var["n_samples"] == len(samples)).sum()),
+            "n_peaks_per_sample": [int(s["atac"].n_vars) for s in samples],
+            "n_peaks_merged": int(atac.n_vars),
+            "recounted_from_fragments": fragments is not None,
+        },
+    }
     return mdata

@@ -10,7 +10,7 @@ import click
 from sci2cl.cli.common import info, user_errors
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
 from sci2cl.io import staged_outputs
-from sci2cl.labels import match_labels, read_embedding
+from sci2cl.labels import match_batches, match_labels, read_embedding
 
 
 @click.command("evaluate")
@@ -30,6 +30,12 @@ from sci2cl.labels import match_labels, read_embedding
 )
 @click.option("--label-column", required=True, help="Column of --labels to score against.")
 @click.option("--exclude", multiple=True, help="Label value to leave out (repeatable).")
+@click.option(
+    "--batch-column",
+    default=None,
+    help="Also score batch mixing (kNN batch entropy, iLISI, graph connectivity) over this "
+    "column of --labels, or 'sample' for the embedding's sample column.",
+)
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="metrics.json")
 @click.option("--obsm-key", default="X_sci2cl", show_default=True, help="Embedding in an h5mu.")
 @click.option(
@@ -51,6 +57,7 @@ def command(
     labels_csv: Path,
     label_column: str,
     exclude: tuple[str, ...],
+    batch_column: str | None,
     output: Path,
     obsm_key: str,
     seeds: int,
@@ -59,13 +66,15 @@ def command(
     """Score an embedding against reference labels (labels are never used in training)."""
     identity, embedding = read_embedding(input_path, obsm_key)
     rows, labels = match_labels(identity, labels_csv, label_column, tuple(exclude))
+    batches = match_batches(identity, rows, labels_csv, batch_column) if batch_column else None
     config = EvaluationConfig(seeds=tuple(range(seeds)), paper_protocol=paper_protocol)
-    metrics = evaluate_embedding(embedding[rows], labels, config)
+    metrics = evaluate_embedding(embedding[rows], labels, config, batches)
     metrics.update(
         {
             "input": str(input_path),
             "label_column": label_column,
             "excluded": list(exclude),
+            "batch_column": batch_column,
             "n_unlabelled": int(len(identity) - len(rows)),
         }
     )
@@ -78,5 +87,8 @@ def command(
         "kmeans_ari",
         "umap_kmeans_nmi",
         "umap_kmeans_ari",
+        "batch_entropy",
+        "ilisi",
+        "graph_connectivity",
     )
     info(" ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics) + f" n_cells={len(rows)}")

@@ -117,11 +117,33 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
         help="Fuse with cross-attention (else: concatenated latents, no MOM).",
     ),
     click.option(
+        "--joint-half-counts",
+        type=click.FloatRange(0),
+        default=M.joint_half_counts,
+        show_default=True,
+        help="Counts at which a modality gets half weight in a cell's joint embedding "
+        "(weight n/(n+this); 0 = equal weights).",
+    ),
+    click.option(
         "--inter-gradient",
         type=click.Choice(["both", "rna", "atac", "none"]),
         default=M.inter_gradient,
         show_default=True,
         help="Encoders that MOC/MOM gradients reach (e.g. 'atac': align ATAC to a fixed RNA).",
+    ),
+    click.option(
+        "--negatives",
+        type=click.Choice(["any", "within_sample"]),
+        default=M.negatives,
+        show_default=True,
+        help="Several samples: MOC/MOM negatives from any cell of the batch or only from "
+        "cells of the same sample.",
+    ),
+    click.option(
+        "--batch-covariate/--no-batch-covariate",
+        default=M.batch_covariate,
+        show_default=True,
+        help="Several samples: condition the decoders on the sample (scVI style).",
     ),
     click.option(
         "--max-epochs",
@@ -212,11 +234,26 @@ def configs_from_options(options: Mapping[str, Any]) -> tuple[ModelConfig, Train
     return model, train
 
 
-def run_training(prepared: list, output_prefix: str, options: Mapping[str, Any]) -> None:
+def run_training(
+    prepared: list,
+    output_prefix: str,
+    options: Mapping[str, Any],
+    fragments: list[Path] | None = None,
+    genes: str = "union",
+) -> None:
     """Train on prepared MuData objects and write every output (used by train and run)."""
     model_config, train_config = configs_from_options(options)
     set_threads(options.get("threads"))
-    mdata = combine_samples(prepared)
+    mdata = combine_samples(prepared, fragments, genes)
+    combined = mdata.uns.get("sci2cl", {}).get("combine")
+    if combined:
+        how = "recounted from fragments" if combined["recounted_from_fragments"] else "summed"
+        info(
+            f"combined {len(prepared)} samples: {combined['n_genes']} genes ({combined['genes']}, "
+            f"{combined['n_genes_in_all_samples']} in all); "
+            f"{combined['n_peaks_merged']} merged peaks from "
+            f"{'+'.join(map(str, combined['n_peaks_per_sample']))} ({how})"
+        )
     info(
         f"training on {mdata.n_obs} cells from {len(prepared)} sample(s); "
         f"device={train_config.device}"
@@ -255,15 +292,41 @@ def read_prepared(path: Path):
     help="Prepared h5mu (from sci2cl prepare); repeat for several samples.",
 )
 @click.option(
+    "--genes",
+    type=click.Choice(["union", "common"]),
+    default="union",
+    show_default=True,
+    help="Several samples: genes of any sample (absent = uncovered there) or of all samples.",
+)
+@click.option(
+    "--fragments",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="10x fragments.tsv.gz per --input (same order): recount ATAC over the merged peaks.",
+)
+@click.option(
     "--output-prefix",
     required=True,
     help=f"Output path prefix; writes PREFIX{{{','.join(TRAIN_OUTPUTS)}}}.",
 )
 @train_options
 @user_errors
-def _train(inputs: tuple[Path, ...], output_prefix: str, **options: Any) -> None:
-    """Train scI2CL on prepared sample(s) and write embeddings, h5mu, model and history."""
-    run_training([read_prepared(p) for p in inputs], output_prefix, options)
+def _train(
+    inputs: tuple[Path, ...],
+    genes: str,
+    fragments: tuple[Path, ...],
+    output_prefix: str,
+    **options: Any,
+) -> None:
+    """Train scI2CL on prepared sample(s) and write embeddings, h5mu, model and history.
+
+    Several samples are trained into one space: genes of any (or all) samples, peaks merged
+    across samples (see docs/usage.md), the sample as a decoder covariate."""
+    for path in fragments:
+        if not path.exists():
+            raise InputError(path, "no such file")
+    prepared = [read_prepared(p) for p in inputs]
+    run_training(prepared, output_prefix, options, list(fragments) or None, genes)
 
 
 command = click.command("train")(_train)

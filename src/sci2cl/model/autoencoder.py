@@ -88,6 +88,11 @@ class ZINBDecoder(nn.Module):
 
     ``mu = library * exp(log_rate)``. Heads read the last hidden layer (no d x d layers) and can
     be evaluated on a subset of features, which keeps wide peak sets cheap per step.
+
+    With ``n_covariates`` > 1 the one-hot sample code is concatenated to the input of every
+    hidden layer (scVI style), so the decoder, not the latent, explains per-sample technical
+    effects. With ``n_samples`` > 1 a (samples x features) ``coverage`` buffer weights the
+    likelihood: features a sample did not measure (0) are left out of its loss.
     """
 
     def __init__(
@@ -97,12 +102,24 @@ class ZINBDecoder(nn.Module):
         d_out: int,
         dropout: float,
         mean_frequency: np.ndarray | None = None,
+        n_covariates: int = 0,
+        n_samples: int = 1,
+        coverage: np.ndarray | None = None,
     ) -> None:
         super().__init__()
+        self.n_covariates = n_covariates if n_covariates > 1 else 0
         dims = (latent, *reversed(hidden))
         self.body = nn.Sequential(
-            *(_block(a, b, dropout) for a, b in zip(dims[:-1], dims[1:], strict=True))
+            *(
+                _block(a + self.n_covariates, b, dropout)
+                for a, b in zip(dims[:-1], dims[1:], strict=True)
+            )
         )
+        if n_samples > 1:
+            cover = np.ones((n_samples, d_out), np.float32) if coverage is None else coverage
+            self.register_buffer("coverage", torch.as_tensor(cover, dtype=torch.float32))
+        else:
+            self.coverage = None
         self.rate = nn.Linear(dims[-1], d_out)
         self.dropout_logit = nn.Linear(dims[-1], d_out)
         self.log_theta = nn.Parameter(torch.zeros(d_out))
@@ -112,10 +129,26 @@ class ZINBDecoder(nn.Module):
                 self.rate.bias.copy_(torch.log(freq.clamp_min(1e-7)))
                 self.dropout_logit.bias.fill_(-2.0)
 
+    def hidden(self, z: torch.Tensor, sample: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden layer; ``sample`` (B,) codes are injected when covariates are on."""
+        if not self.n_covariates:
+            return self.body(z)
+        if sample is None:
+            raise ValueError("this decoder is conditioned on the sample: pass sample codes")
+        code = F.one_hot(sample, self.n_covariates).to(z.dtype)
+        h = z
+        for block in self.body:
+            h = block(torch.cat([h, code], dim=-1))
+        return h
+
     def forward(
-        self, z: torch.Tensor, library: torch.Tensor, features: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        library: torch.Tensor,
+        features: torch.Tensor | None = None,
+        sample: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        h = self.body(z)
+        h = self.hidden(z, sample)
         if features is None:
             log_rate, pi_logits, log_theta = self.rate(h), self.dropout_logit(h), self.log_theta
         else:
@@ -134,15 +167,20 @@ class ZINBDecoder(nn.Module):
         batch: ModalityBatch,
         n_features: int | None,
         generator: torch.Generator | None,
+        sample: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-cell ZINB NLL summed over features (estimated on a random feature subset
-        of size ``n_features`` when that is smaller than the feature count)."""
+        of size ``n_features`` when that is smaller than the feature count); features outside
+        the cell's sample coverage do not count."""
         d = batch.counts.shape[1]
         features = None
         counts = batch.counts
         if n_features is not None and n_features < d:
             features = torch.randperm(d, device=counts.device, generator=generator)[:n_features]
             counts = counts[:, features]
-        params = self(z.float(), batch.library, features)
+        params = self(z.float(), batch.library, features, sample)
         ll = zinb_log_likelihood(counts, params["mu"], params["theta"], params["pi_logits"])
+        if self.coverage is not None and sample is not None:
+            cover = self.coverage[sample]
+            ll = ll * (cover if features is None else cover[:, features])
         return -ll.sum(dim=-1) * (d / counts.shape[1])

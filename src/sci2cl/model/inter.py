@@ -72,9 +72,14 @@ class PairFusion(nn.Module):
         return self.match_head(torch.cat([self(z_rna, z_atac), depth], dim=-1))
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE (CLIP-style): row i of ``a`` pairs with row i of ``b``."""
+def info_nce(
+    a: torch.Tensor, b: torch.Tensor, temperature: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP-style): row i of ``a`` pairs with row i of ``b``; ``mask``
+    (B, B, symmetric, True on the diagonal) limits the negatives to its True pairs."""
     logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
     target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 

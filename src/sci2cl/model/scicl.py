@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from torch import nn
 from sci2cl.data import MODALITIES, MultiomeBatch
 from sci2cl.model.autoencoder import Encoder, ZINBDecoder
 from sci2cl.model.config import ModelConfig
+from sci2cl.model.covariate import negatives_mask, restrict
 from sci2cl.model.inter import PairFusion, info_nce, matching_loss
 from sci2cl.model.intra import MaskedViewAttention, consistency_loss
 
@@ -27,6 +30,7 @@ class Sci2clModule(nn.Module):
         config: ModelConfig,
         mean_frequency: dict[str, np.ndarray] | None = None,
         mean_library: dict[str, float] | None = None,
+        coverage: dict[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -35,10 +39,20 @@ class Sci2clModule(nn.Module):
         self.encoders = nn.ModuleDict(
             {m: Encoder(n_features[m], c.hidden_dims, c.latent_dim, c.dropout) for m in MODALITIES}
         )
-        freq = mean_frequency or {}
+        freq, cover = mean_frequency or {}, coverage or {}
+        n_cov = c.n_samples if c.batch_covariate else 0
         self.decoders = nn.ModuleDict(
             {
-                m: ZINBDecoder(c.latent_dim, c.hidden_dims, n_features[m], c.dropout, freq.get(m))
+                m: ZINBDecoder(
+                    c.latent_dim,
+                    c.hidden_dims,
+                    n_features[m],
+                    c.dropout,
+                    freq.get(m),
+                    n_cov,
+                    c.n_samples,
+                    cover.get(m),
+                )
                 for m in MODALITIES
             }
         )
@@ -54,6 +68,8 @@ class Sci2clModule(nn.Module):
         library = mean_library or {m: 1.0 for m in MODALITIES}
         for m in MODALITIES:
             self.register_buffer(f"mean_library_{m}", torch.tensor(float(library[m])))
+            self.register_buffer(f"stream_mean_{m}", torch.zeros(c.latent_dim))
+            self.register_buffer(f"stream_scale_{m}", torch.tensor(1.0))
 
     def log_depth(self, batch: MultiomeBatch, modality: str) -> torch.Tensor:
         """Log library size of each cell, centred on the training mean library."""
@@ -63,13 +79,52 @@ class Sci2clModule(nn.Module):
     def encode(self, batch: MultiomeBatch) -> dict[str, torch.Tensor]:
         """Per-modality latents and the joint embedding; deterministic in eval mode."""
         z = {m: self.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
-        joint = self.joint(z["rna"], z["atac"])
+        joint = self.joint(self.streams(z["rna"], z["atac"]), batch)
         return {"rna": z["rna"], "atac": z["atac"], "joint": joint}
 
-    def joint(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> torch.Tensor:
-        if self.config.use_cross_attention:
-            return self.fusion(z_rna, z_atac)
-        return torch.cat([z_rna, z_atac], dim=-1)
+    def streams(self, z_rna: torch.Tensor, z_atac: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The two cross-attended streams (each modality's latent plus what it takes from
+        the other), or the latents themselves without cross-attention."""
+        if not self.config.use_cross_attention:
+            return {"rna": z_rna, "atac": z_atac}
+        s = self.fusion.cross(z_rna, z_atac)
+        return {"rna": s["rna_to_atac"], "atac": s["atac_to_rna"]}
+
+    def joint(self, streams: dict[str, torch.Tensor], batch: MultiomeBatch) -> torch.Tensor:
+        """Joint embedding: each stream standardised with training statistics, then weighted
+        by the cell's reliability in that modality relative to its best one: with ``n``
+        counts, ``r = n / (n + joint_half_counts)`` and weight ``r / max(r_rna, r_atac)``.
+        A nearly empty modality cannot drag a cell's position; rich ones weigh equally."""
+        parts = [
+            (streams[m] - getattr(self, f"stream_mean_{m}")) * getattr(self, f"stream_scale_{m}")
+            for m in MODALITIES
+        ]
+        half = self.config.joint_half_counts
+        if half > 0:
+            library = torch.stack([batch[m].library for m in MODALITIES], dim=-1)
+            reliability = library / (library + half)
+            weight = reliability / reliability.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+            parts = [p * weight[:, i : i + 1] for i, p in enumerate(parts)]
+        return torch.cat(parts, dim=-1)
+
+    @torch.no_grad()
+    def calibrate_joint(self, batches: Iterable[MultiomeBatch]) -> None:
+        """Set each stream's centre and scale (1 / mean per-dimension SD) from ``batches``."""
+        total = {m: 0.0 for m in MODALITIES}
+        sums: dict[str, torch.Tensor] = {}
+        squares: dict[str, torch.Tensor] = {}
+        for batch in batches:
+            z = {m: self.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
+            for m, s in self.streams(z["rna"], z["atac"]).items():
+                s = s.double()
+                sums[m] = sums.get(m, 0) + s.sum(0)
+                squares[m] = squares.get(m, 0) + (s * s).sum(0)
+                total[m] += s.shape[0]
+        for m in MODALITIES:
+            mean = sums[m] / total[m]
+            sd = (squares[m] / total[m] - mean * mean).clamp_min(0).sqrt().mean()
+            getattr(self, f"stream_mean_{m}").copy_(mean.float())
+            getattr(self, f"stream_scale_{m}").fill_(float(1.0 / max(float(sd), 1e-6)))
 
     def loss(
         self, batch: MultiomeBatch, full: bool = True, generator: torch.Generator | None = None
@@ -79,7 +134,9 @@ class Sci2clModule(nn.Module):
         z = {m: self.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
         terms: dict[str, torch.Tensor] = {}
         for m in MODALITIES:
-            nll = self.decoders[m].nll(z[m], batch[m], c.decoder_features_per_step, generator)
+            nll = self.decoders[m].nll(
+                z[m], batch[m], c.decoder_features_per_step, generator, batch.sample
+            )
             terms[f"zinb_{m}"] = nll.mean() / getattr(self, f"mean_library_{m}")
         zero = z["rna"].new_zeros(())
         if full and c.use_views and c.n_views > 0 and c.lambda_mse > 0:
@@ -96,10 +153,12 @@ class Sci2clModule(nn.Module):
                 m: self.projections[m](torch.cat([z[m], depth[:, i : i + 1]], dim=-1))
                 for i, m in enumerate(MODALITIES)
             }
-            terms["moc"] = info_nce(p["rna"], p["atac"], c.temperature)
+            allowed = negatives_mask(batch.sample, c.negatives)
+            terms["moc"] = info_nce(p["rna"], p["atac"], c.temperature, allowed)
             if c.use_cross_attention and c.lambda_mom > 0 and batch.rna.size > 1:
                 with torch.no_grad():
                     sim = F.normalize(p["rna"], dim=-1) @ F.normalize(p["atac"], dim=-1).T
+                    sim = restrict(sim, allowed)
                 terms["mom"] = matching_loss(
                     self.fusion, z["rna"], z["atac"], depth, sim / c.temperature, generator
                 )

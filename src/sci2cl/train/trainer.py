@@ -96,6 +96,8 @@ class Trainer:
             state.best_epoch = state.epoch
             state.best_loss = state.history[-1].get("val_loss", state.history[-1]["train_loss"])
         module.eval()
+        rows = np.arange(data.n_cells)
+        module.calibrate_joint(b.to(self.device) for b in data.batches(rows, cfg.batch_size))
         result.history = state.history
         result.best_epoch = state.best_epoch
         result.best_validation_loss = float(state.best_loss)

@@ -1,0 +1,103 @@
+"""Every benchmarked method: how to run it, where its embedding comes from, how to label it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRODUCT_PYTHON = Path(".venv/bin/python")
+PEER_PYTHON = Path(".venv-bench/bin/python")
+
+
+MOFA_NOTE = (
+    "the epochs column counts the finite entries of mofapy2's ELBO trace, which may be "
+    "sparser than the iterations run (cap: iterations)"
+)
+
+
+@dataclass(frozen=True)
+class Method:
+    """``run``: the method whose child process trains (itself unless it reuses another's run);
+    ``obsm``: for sci2cl runs, which embedding of the written h5mu to score."""
+
+    name: str
+    label: str
+    group: str  # "product", "peer" or "ablation"
+    module: str = ""  # peers: benchmarks.peers.<module>
+    flags: tuple[str, ...] = ()  # sci2cl: extra `sci2cl run` options
+    obsm: str = "X_sci2cl"
+    run: str = ""
+    capped: bool = False  # takes --peer-max-epochs
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def run_name(self) -> str:
+        return self.run or self.name
+
+    @property
+    def is_sci2cl(self) -> bool:
+        return not self.module
+
+
+METHODS = (
+    Method("sci2cl", "sci2cl (defaults)", "product"),
+    Method("multivi", "MultiVI", "peer", "scvi_models", capped=True),
+    Method("rna_pca", "RNA PCA", "peer", "classic"),
+    Method("atac_lsi", "ATAC LSI", "peer", "classic"),
+    Method("concat_pca_lsi", "RNA PCA + ATAC LSI", "peer", "classic"),
+    Method("wnn", "WNN (muon)", "peer", "classic", note="graph: Leiden and kNN only"),
+    Method("mofa", "MOFA+ (mofapy2)", "peer", "mofa", capped=True, note=MOFA_NOTE),
+    Method("scvi", "scVI (RNA)", "peer", "scvi_models", capped=True),
+    Method("peakvi", "PeakVI (ATAC)", "peer", "scvi_models", capped=True),
+    Method(
+        "sci2cl_rna_only",
+        "RNA encoder only",
+        "ablation",
+        obsm="X_sci2cl_rna",
+        run="sci2cl",
+        note="RNA latent of the default run (inter-gradient 'atac': RNA losses only)",
+    ),
+    Method("sci2cl_no_moc", "no MOC", "ablation", flags=("--lambda-moc", "0")),
+    Method("sci2cl_no_mom", "no MOM", "ablation", flags=("--lambda-mom", "0")),
+    Method("sci2cl_no_views", "no masked views", "ablation", flags=("--n-views", "0")),
+    Method("sci2cl_no_xattn", "no cross-attention", "ablation", flags=("--no-cross-attention",)),
+    Method(
+        "sci2cl_atac_only",
+        "ATAC encoder only",
+        "ablation",
+        flags=("--inter-gradient", "none"),
+        obsm="X_sci2cl_atac",
+        note="ATAC latent of a run with --inter-gradient none (ATAC losses only)",
+    ),
+)
+BY_NAME = {m.name: m for m in METHODS}
+
+
+def command(method: Method, h5mu: Path, out: Path, threads: int, cap: int | None) -> list[str]:
+    """The child's command line (run from the repository root)."""
+    if method.is_sci2cl:
+        return [
+            str(PRODUCT_PYTHON.parent / "sci2cl"),
+            "run",
+            "--input",
+            str(h5mu),
+            "--output-prefix",
+            str(out / "sci2cl"),
+            "--sample",
+            "snare",
+            "--threads",
+            str(threads),
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--no-figures",
+            *method.flags,
+        ]
+    args = [str(PEER_PYTHON), "-m", f"benchmarks.peers.{method.module}"]
+    args += ["--input", str(h5mu), "--out", str(out), "--method", method.name]
+    args += ["--threads", str(threads), "--seed", "0"]
+    if method.capped and cap:
+        args += ["--max-epochs", str(cap)]
+    return args

@@ -1,0 +1,161 @@
+"""sci2cl vs peers on real data, one harness: train each method as its own process (wall time
+and peak RSS measured), score all with sci2cl's evaluation, regenerate docs/benchmarks.md.
+
+    python -m benchmarks.run --data ../shared/data --out benchmarks/results --threads 1
+    python -m benchmarks.run ... --methods sci2cl,multivi     # re-run a subset (cached rest)
+    python -m benchmarks.run ... --scaling                    # time/memory vs cells, features
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench_input import EXCLUDE, read_labels, write_input
+from benchmarks.launch import run_child
+from benchmarks.methods import BY_NAME, METHODS, Method, command
+from benchmarks.report import write_report
+from benchmarks.sci2cl_outputs import embedding, training_record
+from benchmarks.scoring import score_method, umap_coordinates
+from sci2cl.evaluate import EvaluationConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--methods", default="all", help="comma list of names, or 'all'")
+    parser.add_argument("--threads", type=int, default=1, help="threads for every method")
+    parser.add_argument("--max-cells", type=int, default=None, help="seeded subset (dev runs)")
+    parser.add_argument("--peer-max-epochs", type=int, default=30, help="scVI/PeakVI/MultiVI cap")
+    parser.add_argument("--mofa-max-iter", type=int, default=200, help="MOFA+ iteration cap")
+    parser.add_argument("--caps", default="", help="per-method overrides, e.g. multivi=60,scvi=100")
+    parser.add_argument("--umap-seeds", type=int, default=5, help="paper protocol UMAP seeds")
+    parser.add_argument(
+        "--fine-umap-seeds", type=int, default=5, help="same for the fine labels (0: skip)"
+    )
+    parser.add_argument("--force", action="store_true", help="re-train cached methods")
+    parser.add_argument("--no-train", action="store_true", help="only score + report")
+    parser.add_argument("--scaling", action="store_true", help="run the scaling study instead")
+    parser.add_argument("--scaling-cells", default="10000,50000,200000,1000000")
+    parser.add_argument("--scaling-peaks", default="2500,10000,25000")
+    parser.add_argument("--scaling-steps", type=int, default=20, help="timed steps per size")
+    return parser.parse_args(argv)
+
+
+def caps(args: argparse.Namespace) -> dict[str, int]:
+    scvi_family = {m: args.peer_max_epochs for m in ("multivi", "scvi", "peakvi")}
+    overrides = dict(item.split("=") for item in args.caps.split(",") if item)
+    return {**scvi_family, "mofa": args.mofa_max_iter} | {k: int(v) for k, v in overrides.items()}
+
+
+def train(method: Method, h5mu: Path, out: Path, args: argparse.Namespace) -> None:
+    """Run the method's child process once; write ``run.json`` (cached unless --force)."""
+    folder = out / "methods" / method.name
+    if (folder / "run.json").exists() and not args.force:
+        return
+    for stale in [method] + [m for m in METHODS if m.run == method.name]:
+        shutil.rmtree(out / "methods" / stale.name, ignore_errors=True)
+    folder.mkdir(parents=True)
+    cap = caps(args).get(method.name)
+    print(f"[bench] training {method.name}", file=sys.stderr, flush=True)
+    record = run_child(
+        command(method, h5mu, folder, args.threads, cap), args.threads, folder / "log.txt"
+    )
+    child = folder / "child.json"
+    record |= json.loads(child.read_text()) if child.exists() else {}
+    if method.is_sci2cl:
+        record |= training_record(folder / "log.txt")
+    record |= {"threads": args.threads, "epoch_cap": cap}
+    print(
+        f"[bench] {method.name}: {record['process_s']:.0f}s rc={record['returncode']}",
+        file=sys.stderr,
+    )
+    if record["returncode"] != 0:
+        (folder / "failed.json").write_text(json.dumps(record, indent=2, default=str))
+        return
+    (folder / "run.json").write_text(json.dumps(record, indent=2, default=str))
+
+
+def collect(method: Method, out: Path, barcodes: np.ndarray) -> Path | None:
+    """The folder holding the method's embedding.npy or graph.npz (None if it did not run)."""
+    folder = out / "methods" / method.name
+    source = out / "methods" / method.run_name
+    if not (source / "run.json").exists():
+        return None
+    if method.is_sci2cl and not (folder / "embedding.npy").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "embedding.npy", embedding(source, method.obsm, barcodes))
+        if source != folder:
+            shutil.copy(source / "run.json", folder / "run.json")
+    return folder
+
+
+def evaluation_configs(args: argparse.Namespace) -> dict[str, EvaluationConfig]:
+    """Per labelling; the paper protocol (UMAP) is the slow part, so its seeds are options."""
+    return {
+        "coarse": EvaluationConfig(
+            umap_seeds=tuple(range(args.umap_seeds)), paper_protocol=args.umap_seeds > 0
+        ),
+        "fine": EvaluationConfig(
+            umap_seeds=tuple(range(args.fine_umap_seeds)), paper_protocol=args.fine_umap_seeds > 0
+        ),
+    }
+
+
+def score(method: Method, folder: Path, out: Path, args: argparse.Namespace) -> None:
+    """metrics.json (both labellings, Mis dropped) and umap.npy for the figure; cached."""
+    labels = read_labels(out / "input")
+    keep = ~labels["coarse"].isin(EXCLUDE).to_numpy() & ~labels["fine"].isin(EXCLUDE).to_numpy()
+    if not (folder / "metrics.json").exists():
+        print(f"[bench] scoring {folder.name}", file=sys.stderr, flush=True)
+        values = {name: labels[name].to_numpy() for name in labels.columns}
+        start = time.perf_counter()
+        metrics = score_method(folder, values, keep, evaluation_configs(args))
+        metrics["scoring_s"] = time.perf_counter() - start
+        metrics["umap_seeds"] = {"coarse": args.umap_seeds, "fine": args.fine_umap_seeds}
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if method.group != "ablation" and not (folder / "umap.npy").exists():
+        np.save(folder / "umap.npy", umap_coordinates(folder))
+
+
+def selected(methods: str) -> list[Method]:
+    if methods == "all":
+        return list(METHODS)
+    return [BY_NAME[name.strip()] for name in methods.split(",")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.scaling:
+        from benchmarks.scaling import run_scaling
+
+        run_scaling(args)
+        return
+    h5mu = write_input(args.data, args.out / "input", args.max_cells)
+    barcodes = read_labels(args.out / "input").index.to_numpy()
+    chosen = selected(args.methods)
+    for method in chosen:  # train then score each in turn: partial runs still report
+        if not args.no_train:
+            train(BY_NAME[method.run_name], h5mu, args.out, args)
+        try:
+            folder = collect(method, args.out, barcodes)
+            if folder is not None:
+                score(method, folder, args.out, args)
+        except Exception as error:  # one method's failure must not lose the others
+            print(f"[bench] {method.name} failed to score: {error!r}", file=sys.stderr)
+    command_line = "python -m benchmarks.run " + shlex.join(argv if argv else sys.argv[1:])
+    seeds = {"coarse": args.umap_seeds, "fine": args.fine_umap_seeds}
+    write_report(args.out, args.doc, command_line, caps(args), seeds)
+
+
+if __name__ == "__main__":
+    main()
