@@ -59,9 +59,23 @@ METHODS = (
         note="RNA latent of the default run (inter-gradient 'atac': RNA losses only)",
     ),
     Method("sci2cl_no_moc", "no MOC", "ablation", flags=("--lambda-moc", "0")),
-    Method("sci2cl_no_mom", "no MOM", "ablation", flags=("--lambda-mom", "0")),
+    Method(
+        "sci2cl_no_mom",
+        "no MOM",
+        "ablation",
+        flags=("--lambda-mom", "0"),
+        note="MOM is the only loss that trains the zero-initialised cross-attention, so without "
+        "it Z is the two weighted latents: the same model as 'no cross-attention'",
+    ),
     Method("sci2cl_no_views", "no masked views", "ablation", flags=("--n-views", "0")),
-    Method("sci2cl_no_xattn", "no cross-attention", "ablation", flags=("--no-cross-attention",)),
+    Method(
+        "sci2cl_no_xattn",
+        "no cross-attention",
+        "ablation",
+        flags=("--no-cross-attention",),
+        note="no fused pair to match, so MOM is off too: the same model as 'no MOM' (identical "
+        "scores; the time differs by machine load)",
+    ),
     Method(
         "sci2cl_atac_only",
         "ATAC encoder only",

@@ -77,7 +77,15 @@ def split_libraries(mdata: md.MuData, meta: pd.DataFrame, seed: int) -> dict[str
 
 def run_fit(mdata: md.MuData, model: ModelConfig, train: TrainConfig) -> tuple[pd.DataFrame, dict]:
     start = time.perf_counter()
-    trained, result, data = fit(mdata, model, train)
+
+    def progress(record: dict) -> None:
+        print(
+            f"  epoch {record['epoch']} ({record['stage']}) {time.perf_counter() - start:.0f}s "
+            f"val_loss={record.get('val_loss', float('nan')):.4f}",
+            flush=True,
+        )
+
+    trained, result, data = fit(mdata, model, train, on_epoch=progress)
     joint = embed(trained.module, data, device=train.device)["joint"]
     seconds = time.perf_counter() - start
     sample = mdata.obs["sample"].astype(str).to_numpy()
@@ -183,13 +191,19 @@ def main() -> None:
     raw, meta = load_snare(args.data)
     libraries = split_libraries(raw, meta, args.seed)
     prepared = [prepare(m, prep, name)[0] for name, m in libraries.items()]
-    frames, results = {}, {}
+    summary = args.out / "summary.json"  # runs of earlier invocations are kept
+    results = json.loads(summary.read_text()) if summary.exists() else {}
+    frames = {
+        name: pd.read_parquet(args.out / f"{name}.embedding.parquet")
+        for name in results
+        if name not in runs
+    }
 
     def record(name: str, frame: pd.DataFrame, info: dict) -> None:
         frames[name] = frame
         results[name] = {**info, **score(frame, meta, seeds)}
         frame.to_parquet(args.out / f"{name}.embedding.parquet")
-        (args.out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+        summary.write_text(json.dumps(results, indent=2) + "\n")
         r = results[name]
         print(
             f"{name}: {r['wall_s']:.0f}s nmi={r['leiden_nmi']:.3f}/{r['kmeans_nmi']:.3f} "

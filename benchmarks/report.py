@@ -125,6 +125,26 @@ def goal_lines(results: dict[str, tuple[dict, dict]], groups: dict[str, str]) ->
     return head + lines
 
 
+def ablation_lines(ablations: dict[str, tuple[dict, dict]]) -> list[str]:
+    """Each ablation's change against the defaults (Leiden k NMI/ARI, both labellings)."""
+    base = ablations.get("sci2cl (defaults)")
+    if base is None:
+        return []
+    lines = []
+    for name, (metrics, _run) in ablations.items():
+        if name == "sci2cl (defaults)":
+            continue
+        deltas = []
+        for labelling in LABELS:
+            ours, ref = metrics[labelling], base[0][labelling]
+            deltas.append(
+                f"{labelling} Leiden NMI {ours['leiden_nmi'] - ref['leiden_nmi']:+.3f}"
+                f" / ARI {ours['leiden_ari'] - ref['leiden_ari']:+.3f}"
+            )
+        lines.append(f"- {name} vs defaults: " + "; ".join(deltas))
+    return ["Change against the defaults (positive: the ablated model scores higher):", ""] + lines
+
+
 def markdown_table(table: pd.DataFrame) -> list[str]:
     def cell(value) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -234,6 +254,8 @@ def write_report(
         "Fine labels:",
         "",
         *quality_rows(ablations, "fine", timing=False),
+        "",
+        *ablation_lines(ablations),
         "",
         "Notes:",
         "",
