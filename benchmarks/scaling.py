@@ -19,6 +19,9 @@ from benchmarks.methods import PRODUCT_PYTHON
 
 DEFAULT_PEAKS = 10000
 DEFAULT_CELLS = 10000
+# Assumed seconds per step on one current GPU, for the 1M-cell extrapolation only (a step of
+# this model is launch/IO-bound there); replace with a measurement when a GPU is available.
+GPU_STEP_S = (0.005, 0.010)
 
 
 def points(args: argparse.Namespace) -> list[tuple[str, int, int]]:
@@ -53,6 +56,7 @@ def notes(table: pd.DataFrame) -> str:
     cells = table[table["axis"] == "cells"].sort_values("n_cells")
     per_cell_step = np.polyfit(cells["n_cells"], cells["s_per_step"], 1)[0] if len(cells) > 1 else 0
     largest = cells.iloc[-1]
+    steps = int(1e6 * 0.9) // 256  # TrainConfig: 10% held out, batch 256
     million = largest["s_per_epoch"] * 1e6 / largest["n_cells"]
     return "\n".join(
         [
@@ -64,11 +68,16 @@ def notes(table: pd.DataFrame) -> str:
             "steps x step time, linear in cells.",
             f"- 1M cells on this CPU (threads as above): ≈ {million / 3600:.1f} h per epoch "
             f"({largest['s_per_step']:.3f} s/step measured at {int(largest['n_cells']):,} cells).",
-            "- 1M cells on one GPU: not measured (no GPU was lent to this session). Training "
-            "keeps the CSR data in host RAM and moves one mini-batch at a time to the device, "
-            "so GPU memory does not grow with cells; host RAM follows the fit above. Epoch "
-            "time on a GPU is not extrapolated from CPU step times (the ratio is not a "
-            "constant); record it with `--scaling` on a GPU machine.",
+            f"- 1M cells on one GPU (extrapolated, not measured: no GPU was lent to this "
+            f"session): an epoch is {steps:,} steps of 256 cells. The model is small (hidden "
+            "256/128, decoders on 4,096 sampled features per step, ~6 GFLOP per step), so on a "
+            f"GPU a step is bound by kernel launches and host-side batch slicing; assuming "
+            f"{GPU_STEP_S[0] * 1e3:.0f}-{GPU_STEP_S[1] * 1e3:.0f} ms per step, an epoch takes "
+            f"{steps * GPU_STEP_S[0]:.0f}-{steps * GPU_STEP_S[1]:.0f} s and a default run "
+            f"(~25 epochs here) {25 * steps * GPU_STEP_S[0] / 60:.0f}-"
+            f"{25 * steps * GPU_STEP_S[1] / 60:.0f} min. GPU memory does not grow with cells "
+            "(the CSR data stay in host RAM; one mini-batch at a time goes to the device); host "
+            "RAM follows the fit above. Measure with `--scaling` on a GPU machine.",
         ]
     )
 
