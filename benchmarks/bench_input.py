@@ -19,6 +19,7 @@ from sci2cl.io import assemble_multiome, write_h5mu
 from sci2cl.preprocess import PrepareConfig, prepare
 
 LABELS = {"coarse": "cluster (remapped)", "fine": "Ident"}
+BATCH = "Batch"  # the 12 SNARE-seq libraries (09A..09L), for the batch-mixing metrics
 EXCLUDE = ("Mis",)
 
 
@@ -46,3 +47,10 @@ def read_labels(folder: Path) -> pd.DataFrame:
     table = pd.read_csv(folder / "labels.csv", index_col=0)
     table.index = table.index.astype(str)
     return pd.DataFrame({name: table[column].astype(str) for name, column in LABELS.items()})
+
+
+def read_batches(folder: Path) -> pd.Series:
+    """Each cell's library (``BATCH``), indexed by barcode like ``read_labels``."""
+    table = pd.read_csv(folder / "labels.csv", index_col=0)
+    table.index = table.index.astype(str)
+    return table[BATCH].astype(str)

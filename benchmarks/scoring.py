@@ -19,6 +19,7 @@ from sci2cl.evaluate import (
     EvaluationConfig,
     _leiden_k,
     _scores,
+    batch_mixing,
     evaluate_embedding,
     knn_accuracy,
 )
@@ -73,16 +74,31 @@ def score_method(
     return {n: evaluate_embedding(x, y[keep], configs[n]) for n, y in labels.items()}
 
 
+def neighbour_graph(folder: Path, keep: np.ndarray | None = None, seed: int = 0) -> ad.AnnData:
+    """The method's 15-NN graph (its own graph for WNN) on the cells in ``keep``."""
+    if (folder / "graph.npz").exists():
+        conn = sp.load_npz(folder / "graph.npz").tocsr()
+        dist = sp.load_npz(folder / "distances.npz").tocsr()
+        if keep is not None:
+            conn, dist = conn[keep][:, keep], dist[keep][:, keep]
+        return graph_adata(conn, dist)
+    x = np.load(folder / "embedding.npy")
+    x = x if keep is None else x[keep]
+    adata = ad.AnnData(np.zeros((x.shape[0], 0), np.float32))
+    adata.obsm["X"] = x
+    sc.pp.neighbors(adata, n_neighbors=15, use_rep="X", random_state=seed)
+    return adata
+
+
+def mixing_scores(
+    folder: Path, batches: np.ndarray, labels: np.ndarray, keep: np.ndarray
+) -> dict[str, float]:
+    """Batch mixing of the libraries (``sci2cl.evaluate.batch_mixing``) on the kept cells."""
+    return batch_mixing(neighbour_graph(folder, keep), batches[keep], labels[keep])
+
+
 def umap_coordinates(folder: Path, seed: int = 0) -> np.ndarray:
     """2-D UMAP of a method's embedding (or of its graph) for the figure grid."""
-    if (folder / "graph.npz").exists():
-        adata = graph_adata(
-            sp.load_npz(folder / "graph.npz"), sp.load_npz(folder / "distances.npz")
-        )
-    else:
-        x = np.load(folder / "embedding.npy")
-        adata = ad.AnnData(np.zeros((x.shape[0], 0), np.float32))
-        adata.obsm["X"] = x
-        sc.pp.neighbors(adata, n_neighbors=15, use_rep="X", random_state=seed)
+    adata = neighbour_graph(folder, seed=seed)
     sc.tl.umap(adata, random_state=seed)
     return adata.obsm["X_umap"]
