@@ -37,51 +37,49 @@ def read_embedding(path: Path, obsm_key: str = "X_sci2cl") -> tuple[pd.DataFrame
     return ident, np.asarray(mdata.obsm[obsm_key], dtype=np.float32)
 
 
-def match_labels(
-    identity: pd.DataFrame, labels_csv: Path, column: str, exclude: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the embedding that have a label (not excluded) and their labels.
-
-    The CSV's first column holds barcodes, or ``sample:barcode`` for several samples.
-    """
+def read_label_table(labels_csv: Path) -> pd.DataFrame:
+    """The labels CSV, indexed by its first column as strings (barcodes, or
+    ``sample:barcode`` for several samples)."""
     if not labels_csv.exists():
         raise InputError(labels_csv, "no such file")
     try:
         table = pd.read_csv(labels_csv, index_col=0)
     except Exception as err:  # noqa: BLE001
         raise InputError(labels_csv, f"unreadable CSV ({type(err).__name__})") from None
+    table.index = table.index.astype(str)
+    return table
+
+
+def _per_cell(identity: pd.DataFrame, table: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """``column`` of ``table`` for every embedded cell (NaN where the CSV has no row),
+    matched on barcodes, else on ``sample:barcode``."""
     if column not in table:
-        raise InputError(
-            labels_csv, f"no column {column!r} (have: {', '.join(map(str, table.columns))})"
-        )
-    lookup = table[column]
-    lookup.index = lookup.index.astype(str)
+        raise InputError(path, f"no column {column!r} (have: {', '.join(map(str, table.columns))})")
     keys = identity["barcode"]
-    if not keys.isin(lookup.index).any():
+    if not keys.isin(table.index).any():
         keys = identity["sample"] + ":" + identity["barcode"]
-    values = lookup.reindex(keys.to_numpy())
+    return table[column].reindex(keys.to_numpy())
+
+
+def match_labels(
+    identity: pd.DataFrame, table: pd.DataFrame, column: str, exclude: tuple[str, ...], path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the embedding that have a label (not excluded) and their labels."""
+    values = _per_cell(identity, table, column, path)
     keep = values.notna().to_numpy() & ~values.astype(str).isin(exclude).to_numpy()
     if keep.sum() < 2:
-        raise InputError(labels_csv, "fewer than two embedded cells have a usable label")
+        raise InputError(path, "fewer than two embedded cells have a usable label")
     return np.flatnonzero(keep), values.to_numpy()[keep].astype(str)
 
 
 def match_batches(
-    identity: pd.DataFrame, rows: np.ndarray, labels_csv: Path, column: str
+    identity: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame, column: str, path: Path
 ) -> np.ndarray:
-    """Batch of each labelled row: ``column`` of the labels CSV, or the embedding's own
-    ``sample`` column when ``column`` is ``sample`` and the CSV has no such column."""
-    if column == "sample" and column not in pd.read_csv(labels_csv, nrows=0).columns:
+    """Batch of each labelled row: ``column`` of the labels table, or the embedding's own
+    ``sample`` column when ``column`` is ``sample`` and the table has no such column."""
+    if column == "sample" and column not in table:
         return identity["sample"].to_numpy()[rows]
-    table = pd.read_csv(labels_csv, index_col=0)
-    if column not in table:
-        raise InputError(labels_csv, f"no column {column!r}")
-    lookup = table[column]
-    lookup.index = lookup.index.astype(str)
-    keys = identity["barcode"]
-    if not keys.isin(lookup.index).any():
-        keys = identity["sample"] + ":" + identity["barcode"]
-    values = lookup.reindex(keys.to_numpy()[rows])
+    values = _per_cell(identity, table, column, path).iloc[rows]
     if values.isna().any():
-        raise InputError(labels_csv, f"column {column!r} is empty for some labelled cells")
+        raise InputError(path, f"column {column!r} is empty for some labelled cells")
     return values.astype(str).to_numpy()

@@ -45,10 +45,24 @@ def sample_names(samples: list[md.MuData]) -> list[str]:
     return names
 
 
-def _obs(sample: md.MuData, name: str, modality: str) -> pd.DataFrame:
-    obs = sample[modality].obs.copy()
-    obs.index = pd.Index([f"{name}:{b}" for b in sample.obs_names])
-    return obs
+def _stacked(
+    samples: list[md.MuData],
+    names: list[str],
+    modality: str,
+    parts: list[sp.csr_matrix],
+    var: pd.DataFrame,
+    coverage: list[np.ndarray],
+) -> ad.AnnData:
+    """One modality of all samples: counts stacked cell-wise (cells ``sample:barcode``),
+    per-sample coverage in ``varm[COVERAGE]``."""
+    obs = []
+    for name, sample in zip(names, samples, strict=True):
+        part = sample[modality].obs.copy()
+        part.index = pd.Index([f"{name}:{b}" for b in sample.obs_names])
+        obs.append(part)
+    adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=pd.concat(obs), var=var)
+    adata.varm[COVERAGE] = np.stack(coverage, axis=1)
+    return adata
 
 
 def _genes(samples: list[md.MuData], names: list[str], genes: str) -> ad.AnnData:
@@ -77,10 +91,7 @@ def _genes(samples: list[md.MuData], names: list[str], genes: str) -> ad.AnnData
     var = var[~var.index.duplicated()].reindex(keep)
     var[SELECTED] = selected
     var["n_samples"] = np.sum(coverage, axis=0)
-    obs = pd.concat([_obs(s, n, "rna") for n, s in zip(names, samples, strict=True)])
-    adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=obs, var=var)
-    adata.varm[COVERAGE] = np.stack(coverage, axis=1)
-    return adata
+    return _stacked(samples, names, "rna", parts, var, coverage)
 
 
 def _merged_peaks(
@@ -118,10 +129,7 @@ def _merged_peaks(
         {"feature_types": "Peaks", "interval": index, "n_samples": n_peaks, SELECTED: selected},
         index=index,
     )
-    obs = pd.concat([_obs(s, n, "atac") for n, s in zip(names, samples, strict=True)])
-    adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=obs, var=var)
-    adata.varm[COVERAGE] = np.stack(coverage, axis=1)
-    return adata
+    return _stacked(samples, names, "atac", parts, var, coverage)
 
 
 def combine_samples(

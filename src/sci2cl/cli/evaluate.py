@@ -10,7 +10,7 @@ import click
 from sci2cl.cli.common import info, user_errors
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
 from sci2cl.io import staged_outputs
-from sci2cl.labels import match_batches, match_labels, read_embedding
+from sci2cl.labels import match_batches, match_labels, read_embedding, read_label_table
 
 
 @click.command("evaluate")
@@ -65,8 +65,11 @@ def command(
 ) -> None:
     """Score an embedding against reference labels (labels are never used in training)."""
     identity, embedding = read_embedding(input_path, obsm_key)
-    rows, labels = match_labels(identity, labels_csv, label_column, tuple(exclude))
-    batches = match_batches(identity, rows, labels_csv, batch_column) if batch_column else None
+    table = read_label_table(labels_csv)
+    rows, labels = match_labels(identity, table, label_column, tuple(exclude), labels_csv)
+    batches = (
+        match_batches(identity, rows, table, batch_column, labels_csv) if batch_column else None
+    )
     config = EvaluationConfig(seeds=tuple(range(seeds)), paper_protocol=paper_protocol)
     metrics = evaluate_embedding(embedding[rows], labels, config, batches)
     metrics.update(
