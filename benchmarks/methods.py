@@ -22,10 +22,11 @@ class Method:
 
     name: str
     label: str
-    group: str  # "product", "peer" or "ablation"
+    group: str  # "product", "peer", "ablation" or "probe" (settings tried for the quality bar)
     module: str = ""  # peers: benchmarks.peers.<module>
     flags: tuple[str, ...] = ()  # sci2cl: extra `sci2cl run` options
-    obsm: str = "X_sci2cl"
+    seed: int = 0
+    obsm: str = "X_sci2cl"  # "X_sci2cl:rna" / ":atac": that modality's half of the joint
     run: str = ""
     capped: bool = False  # takes --peer-max-epochs
     note: str = ""
@@ -84,6 +85,35 @@ METHODS = (
         obsm="X_sci2cl_atac",
         note="ATAC latent of a run with --inter-gradient none (ATAC losses only)",
     ),
+    Method(
+        "sci2cl_rna_stream",
+        "RNA half of the joint",
+        "probe",
+        obsm="X_sci2cl:rna",
+        run="sci2cl",
+        note="the joint's RNA stream (RNA latent + cross-attention residual, standardised, "
+        "weighted) without the ATAC half: compare with 'RNA encoder only' for what the residual "
+        "does",
+    ),
+    Method(
+        "probe_40_epochs",
+        "40 epochs, no early stopping",
+        "probe",
+        flags=("--max-epochs", "40", "--validation-fraction", "0"),
+    ),
+    Method(
+        "probe_80_epochs",
+        "80 epochs, no early stopping",
+        "probe",
+        flags=("--max-epochs", "80", "--validation-fraction", "0"),
+    ),
+    *(
+        Method(f"probe_seed_{seed}", f"defaults, seed {seed}", "probe", seed=seed)
+        for seed in (1, 2, 3, 4)
+    ),
+    Method("probe_dropout_03", "dropout 0.3", "probe", flags=("--dropout", "0.3")),
+    Method("probe_latent_32", "latent 32", "probe", flags=("--latent-dim", "32")),
+    Method("probe_hidden_512", "hidden 512,256", "probe", flags=("--hidden-dims", "512,256")),
 )
 BY_NAME = {m.name: m for m in METHODS}
 
@@ -103,7 +133,7 @@ def command(method: Method, h5mu: Path, out: Path, threads: int, cap: int | None
             "--threads",
             str(threads),
             "--seed",
-            "0",
+            str(method.seed),
             "--device",
             "cpu",
             "--no-figures",

@@ -125,8 +125,8 @@ def goal_lines(results: dict[str, tuple[dict, dict]], groups: dict[str, str]) ->
     return head + lines
 
 
-def ablation_lines(ablations: dict[str, tuple[dict, dict]]) -> list[str]:
-    """Each ablation's change against the defaults (Leiden k NMI/ARI, both labellings)."""
+def ablation_lines(ablations: dict[str, tuple[dict, dict]], what: str = "ablated") -> list[str]:
+    """Each variant's change against the defaults (Leiden k NMI/ARI, both labellings)."""
     base = ablations.get("sci2cl (defaults)")
     if base is None:
         return []
@@ -142,7 +142,21 @@ def ablation_lines(ablations: dict[str, tuple[dict, dict]]) -> list[str]:
                 f" / ARI {ours['leiden_ari'] - ref['leiden_ari']:+.3f}"
             )
         lines.append(f"- {name} vs defaults: " + "; ".join(deltas))
-    return ["Change against the defaults (positive: the ablated model scores higher):", ""] + lines
+    head = f"Change against the defaults (positive: the {what} model scores higher):"
+    return [head, ""] + lines
+
+
+def variant_section(variants: dict[str, tuple[dict, dict]], what: str) -> list[str]:
+    """Coarse (with timing) and fine tables of sci2cl variants, then their deltas."""
+    return [
+        *quality_rows(variants, "coarse", timing=True),
+        "",
+        "Fine labels:",
+        "",
+        *quality_rows(variants, "fine", timing=False),
+        "",
+        *ablation_lines(variants, what),
+    ]
 
 
 def mixing_lines(out: Path, main: dict[str, tuple[dict, dict]]) -> list[str]:
@@ -199,10 +213,11 @@ def write_report(
     }
     if panels:
         umap_grid(panels, labels["coarse"].to_numpy(), keep, figure_dir / "umap_grid.png")
-    main = {n: r for n, r in results.items() if groups[n] != "ablation"}
-    ablations = {
-        n: r for n, r in results.items() if n == "sci2cl (defaults)" or groups[n] == "ablation"
-    }
+    main = {n: r for n, r in results.items() if groups[n] in ("product", "peer")}
+    ablations, probes = (
+        {n: r for n, r in results.items() if n == "sci2cl (defaults)" or groups[n] == group}
+        for group in ("ablation", "probe")
+    )
     first = next(iter(results.values()), ({"coarse": {}, "fine": {}}, {}))[0]
     versions = {"product (.venv)": product_versions(), "peers (.venv-bench)": peer_versions()}
     text = [
@@ -278,13 +293,18 @@ def write_report(
         "",
         "## Ablations (same data, same run settings)",
         "",
-        *quality_rows(ablations, "coarse", timing=True),
+        *variant_section(ablations, "ablated"),
         "",
-        "Fine labels:",
+        "## Probes toward the quality bar (training seeds and other settings)",
         "",
-        *quality_rows(ablations, "fine", timing=False),
+        "Issue #2 asks for Leiden NMI ≥ 0.70 / ARI ≥ 0.50 on these coarse labels with the "
+        "defaults. The seed rows retrain the defaults with other seeds (the spread any "
+        "setting's effect must beat); the other rows (seed 0) try settings that could "
+        "plausibly move the score (training length, regularisation, capacity) or score the "
+        "joint embedding's RNA half alone. Scored with Leiden and KMeans only (no UMAP "
+        "protocol); docs/method.md discusses the results.",
         "",
-        *ablation_lines(ablations),
+        *variant_section(probes, "probed"),
         "",
         "Notes:",
         "",

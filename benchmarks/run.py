@@ -14,6 +14,7 @@ import shlex
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,15 +120,18 @@ def score(method: Method, folder: Path, out: Path, args: argparse.Namespace) -> 
         print(f"[bench] scoring {folder.name}", file=sys.stderr, flush=True)
         values = {name: labels[name].to_numpy() for name in labels.columns}
         start = time.perf_counter()
-        metrics = score_method(folder, values, keep, evaluation_configs(args))
+        configs = evaluation_configs(args)
+        if method.group == "probe":  # Leiden and KMeans suffice to compare settings
+            configs = {k: replace(c, paper_protocol=False) for k, c in configs.items()}
+        metrics = score_method(folder, values, keep, configs)
         metrics["scoring_s"] = time.perf_counter() - start
         metrics["umap_seeds"] = {"coarse": args.umap_seeds, "fine": args.fine_umap_seeds}
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if method.group != "ablation" and not (folder / "mixing.json").exists():
+    if method.group in ("product", "peer") and not (folder / "mixing.json").exists():
         batches = read_batches(out / "input").loc[labels.index].to_numpy()
         mixing = mixing_scores(folder, batches, labels["coarse"].to_numpy(), keep)
         (folder / "mixing.json").write_text(json.dumps(mixing, indent=2))
-    if method.group != "ablation" and not (folder / "umap.npy").exists():
+    if method.group in ("product", "peer") and not (folder / "umap.npy").exists():
         np.save(folder / "umap.npy", umap_coordinates(folder))
 
 

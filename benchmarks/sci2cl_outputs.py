@@ -26,9 +26,14 @@ def training_record(log: Path) -> dict:
 
 
 def embedding(run_folder: Path, obsm: str, barcodes: np.ndarray) -> np.ndarray:
-    """``obsm`` of the run's h5mu, rows in ``barcodes`` order (prepare keeps input order)."""
+    """``obsm`` of the run's h5mu, rows in ``barcodes`` order (prepare keeps input order);
+    ``KEY:rna`` / ``KEY:atac`` keep that modality's half of a joint embedding."""
+    key, _, stream = obsm.partition(":")
     mdata = md.read_h5mu(run_folder / "sci2cl.h5mu")
-    x = np.asarray(mdata.obsm[obsm], dtype=np.float32)
+    x = np.asarray(mdata.obsm[key], dtype=np.float32)
+    if stream:
+        half = x.shape[1] // 2
+        x = x[:, :half] if stream == "rna" else x[:, half:]
     names = mdata.obs["barcode"].astype(str).to_numpy() if "barcode" in mdata.obs else None
     if names is None:
         names = mdata.obs_names.astype(str).to_numpy()

@@ -87,12 +87,13 @@ def test_recount_fragments_counts_cut_sites(tmp_path):
         "chr2\t10\t20\tBBB\t1",  # both in region 2
         "chr2\t10\t20\tZZZ\t1",  # barcode not a cell
         "chr9\t10\t20\tAAA\t1",  # contig without regions
+        "chr1\t110\t130\tAAA\t1",  # region 0 again, in a later chunk: summed across chunks
     ]
     path = tmp_path / "fragments.tsv.gz"
     with gzip.open(path, "wt") as handle:
         handle.write("\n".join(lines) + "\n")
     counts = recount_fragments(path, ["AAA", "BBB"], regions, chunksize=2)
-    assert counts.toarray().tolist() == [[3, 0, 0], [1, 1, 2]]
+    assert counts.toarray().tolist() == [[5, 0, 0], [1, 1, 2]]
 
 
 # --- combining prepared samples ------------------------------------------------------------

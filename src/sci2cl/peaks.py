@@ -127,7 +127,9 @@ def recount_fragments(
 
     Each fragment contributes its two Tn5 insertion sites (``start`` and ``end - 1``), as Cell
     Ranger ARC counts peaks; fragments of barcodes not in ``barcodes`` are skipped. Read in
-    chunks (memory ~ chunk + non-zeros); ``regions`` must not overlap (e.g. merged ones).
+    chunks, each reduced to its (cell, region) counts and all summed once at the end (memory ~
+    chunk + non-zeros; fragments files are position-sorted, so chunks barely share pairs);
+    ``regions`` must not overlap (e.g. merged ones).
     """
     cells = pd.Index(np.asarray(barcodes, dtype=str))
     chromosomes = _chromosomes([regions])
@@ -135,7 +137,7 @@ def recount_fragments(
     order = np.argsort(r_lo, kind="stable")
     r_lo, r_hi = r_lo[order], r_hi[order]
     shape = (len(cells), len(regions))
-    total = sp.csr_matrix(shape, dtype=np.float32)
+    parts: list[sp.coo_matrix] = []
     reader = pd.read_csv(
         path,
         sep="\t",
@@ -158,6 +160,14 @@ def recount_fragments(
         inside = (region >= 0) & (sites < r_hi[np.maximum(region, 0)])
         data = np.ones(int(inside.sum()), dtype=np.float32)
         part = sp.csr_matrix((data, (rows[inside], order[region[inside]])), shape=shape)
-        total = total + part
-    total.sum_duplicates()
-    return total.tocsr()
+        parts.append(part.tocoo())
+    if not parts:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    total = sp.coo_matrix(
+        (
+            np.concatenate([p.data for p in parts]),
+            (np.concatenate([p.row for p in parts]), np.concatenate([p.col for p in parts])),
+        ),
+        shape=shape,
+    )
+    return total.tocsr()  # sums the (cell, region) pairs that several chunks share
