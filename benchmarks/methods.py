@@ -111,6 +111,16 @@ METHODS = (
         Method(f"probe_seed_{seed}", f"defaults, seed {seed}", "probe", seed=seed)
         for seed in (1, 2, 3, 4)
     ),
+    *(  # MOM on or off is the one setting within noise on seed 0: compare over seeds
+        Method(
+            f"probe_no_mom_seed_{seed}",
+            f"no MOM, seed {seed}",
+            "probe",
+            flags=("--lambda-mom", "0"),
+            seed=seed,
+        )
+        for seed in (1, 2, 3, 4)
+    ),
     Method("probe_dropout_03", "dropout 0.3", "probe", flags=("--dropout", "0.3")),
     Method("probe_latent_32", "latent 32", "probe", flags=("--latent-dim", "32")),
     Method("probe_hidden_512", "hidden 512,256", "probe", flags=("--hidden-dims", "512,256")),
