@@ -121,6 +121,16 @@ METHODS = (
         )
         for seed in (1, 2, 3, 4)
     ),
+    *(  # the residual is kept only if the held-out MOM loss beats chance (sci2cl train)
+        Method(
+            f"probe_fusion_check_seed_{seed}",
+            f"--fusion-check, seed {seed}",
+            "probe",
+            flags=("--fusion-check",),
+            seed=seed,
+        )
+        for seed in (0, 1, 2, 3, 4)
+    ),
     Method("probe_dropout_03", "dropout 0.3", "probe", flags=("--dropout", "0.3")),
     Method("probe_latent_32", "latent 32", "probe", flags=("--latent-dim", "32")),
     Method("probe_hidden_512", "hidden 512,256", "probe", flags=("--hidden-dims", "512,256")),

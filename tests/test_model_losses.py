@@ -8,7 +8,13 @@ import scipy.stats as st
 import torch
 
 from sci2cl.model.autoencoder import masked_views
-from sci2cl.model.inter import hard_negatives, info_nce
+from sci2cl.model.inter import (
+    MATCHING_CHANCE,
+    PairFusion,
+    hard_negatives,
+    info_nce,
+    matching_loss,
+)
 from sci2cl.model.intra import consistency_loss
 from sci2cl.model.zinb import zinb_log_likelihood
 
@@ -64,6 +70,30 @@ def test_hard_negatives_never_pick_the_true_partner_and_prefer_similar_cells():
     picks = hard_negatives(similarity, None)
     assert (picks != torch.arange(n)).all()
     assert (picks == partner).float().mean() > 0.9
+
+
+def test_matching_chance_is_the_loss_of_an_uninformative_classifier():
+    torch.manual_seed(0)
+    fusion = PairFusion(8, 2, 2)
+    last = fusion.match_head[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)  # logits 0: p(pair) = 1/2 for every pair
+    z_rna, z_atac, depth = torch.randn(32, 8), torch.randn(32, 8), torch.randn(32, 2)
+    loss = matching_loss(fusion, z_rna, z_atac, depth, torch.randn(32, 32), None)
+    assert float(loss) == pytest.approx(MATCHING_CHANCE, abs=1e-6)
+
+
+def test_closed_residual_gate_makes_the_streams_the_latents():
+    torch.manual_seed(0)
+    fusion = PairFusion(8, 2, 2)
+    for layer in fusion.cross.back.values():  # as if trained: a non-zero residual
+        torch.nn.init.normal_(layer.weight)
+    z_rna, z_atac = torch.randn(16, 8), torch.randn(16, 8)
+    open_ = fusion.cross(z_rna, z_atac)
+    assert not torch.allclose(open_["rna_to_atac"], z_rna)
+    fusion.cross.residual_gate.fill_(0.0)
+    closed = fusion.cross(z_rna, z_atac)
+    assert torch.equal(closed["rna_to_atac"], z_rna) and torch.equal(closed["atac_to_rna"], z_atac)
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.3, 0.6])

@@ -112,3 +112,29 @@ def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):
     batch.atac.library.zero_()
     joint = module.encode(batch)["joint"].detach().numpy()
     assert np.all(joint[:, d:] == 0) and np.any(joint[:, :d] != 0)
+
+
+def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared):
+    from dataclasses import replace
+
+    from sci2cl.model.inter import MATCHING_CHANCE
+    from sci2cl.outputs import TrainingSummary
+
+    torch.set_num_threads(1)
+    model, result, data = fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, fusion_check=True))
+    best = result.history[result.best_epoch - 1]
+    assert result.best_validation_mom == pytest.approx(best["val_mom"])
+    assert result.fusion_residual_kept == (best["val_mom"] < MATCHING_CHANCE)
+    gate = float(model.module.fusion.cross.residual_gate)
+    assert gate == (1.0 if result.fusion_residual_kept else 0.0)
+    verdict = "kept" if result.fusion_residual_kept else "dropped"
+    assert f"cross-attention residual {verdict}" in str(TrainingSummary(result, data.n_cells, ()))
+    # the gate is part of the saved model, so a reloaded model embeds the same way
+    reloaded = TrainedModel.from_payload(model.to_payload())
+    assert float(reloaded.module.fusion.cross.residual_gate) == gate
+    np.testing.assert_allclose(
+        embed(reloaded.module, data)["joint"], embed(model.module, data)["joint"], atol=1e-6
+    )
+    # without the check nothing is tested and the residual stays
+    _, unchecked, _ = fit(prepared, SMALL_MODEL, SMALL_TRAIN)
+    assert unchecked.fusion_residual_kept is None

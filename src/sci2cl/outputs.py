@@ -12,6 +12,7 @@ from sci2cl.embed import TrainedModel, embed
 from sci2cl.fit import fit
 from sci2cl.io import staged_outputs, write_h5mu, write_parquet
 from sci2cl.model import ModelConfig
+from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.report import plot_losses, plot_umap, umap_coordinates
 from sci2cl.results import (
     annotate_mudata,
@@ -39,7 +40,17 @@ class TrainingSummary:
         return (
             f"trained {r.epochs_run} epochs{early} on {self.n_cells} cells in "
             f"{r.wall_time_s:.1f}s ({r.device}); best validation loss {r.best_validation_loss:.4f}"
-            f" at epoch {r.best_epoch}; wrote {len(self.outputs)} files"
+            f" at epoch {r.best_epoch}; wrote {len(self.outputs)} files{self._fusion()}"
+        )
+
+    def _fusion(self) -> str:
+        r = self.result
+        if r.fusion_residual_kept is None:
+            return ""
+        verdict = "kept" if r.fusion_residual_kept else "dropped"
+        return (
+            f"; cross-attention residual {verdict} (held-out MOM loss "
+            f"{r.best_validation_mom:.3f} vs chance {MATCHING_CHANCE:.3f})"
         )
 
 

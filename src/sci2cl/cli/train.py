@@ -165,6 +165,13 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
         "--weight-decay", type=click.FloatRange(0), default=T.weight_decay, show_default=True
     ),
     click.option(
+        "--fusion-check/--no-fusion-check",
+        default=T.fusion_check,
+        show_default=True,
+        help="After training, drop the cross-attention residual unless the held-out MOM loss "
+        "beats its chance level (ln 2), i.e. unless matching generalises to unseen cells.",
+    ),
+    click.option(
         "--patience",
         type=click.IntRange(1),
         default=T.patience,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +36,9 @@ class TokenCrossAttention(nn.Module):
         for layer in self.back.values():
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        # 1 = add what each stream takes from the other; 0 = streams are the latents (set by
+        # the trainer's fusion check when matching does not generalise to held-out cells)
+        self.register_buffer("residual_gate", torch.tensor(1.0))
 
     def _tokens(self, modality: str, z: torch.Tensor) -> torch.Tensor:
         tokens = self.to_tokens[modality](z).view(z.shape[0], self.n_tokens, -1)
@@ -46,7 +51,7 @@ class TokenCrossAttention(nn.Module):
         for query, key in (("rna", "atac"), ("atac", "rna")):
             attended, _ = self.attend[query](tok[query], tok[key], tok[key], need_weights=False)
             pooled = self.norm[query](tok[query] + attended).mean(dim=1)
-            out[query] = z[query] + self.back[query](pooled)
+            out[query] = z[query] + self.residual_gate * self.back[query](pooled)
         return {"rna_to_atac": out["rna"], "atac_to_rna": out["atac"]}
 
 
@@ -70,6 +75,11 @@ class PairFusion(nn.Module):
         """Pair / not-pair logits; ``depth`` (n, 2) gives the head both cells' log depths, so
         Z need not encode sequencing depth to tell pairs apart."""
         return self.match_head(torch.cat([self(z_rna, z_atac), depth], dim=-1))
+
+
+MATCHING_CHANCE = math.log(2.0)
+"""MOM loss of a classifier that cannot tell pairs from negatives (constant p = 1/2): with
+negatives weighted 1/2 against 2 negatives per pair, both classes weigh alike, so ln 2."""
 
 
 def info_nce(

@@ -20,6 +20,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    fusion_check: bool = False
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:

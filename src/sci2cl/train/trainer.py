@@ -14,6 +14,7 @@ import torch
 from sci2cl.data import MultiomeDataset, train_validation_split
 from sci2cl.io import staged_outputs
 from sci2cl.model import Sci2clModule
+from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.train.config import TrainConfig
 from sci2cl.train.device import autocast, resolve_device, resolve_precision
 
@@ -31,6 +32,9 @@ class FitResult:
     wall_time_s: float = 0.0
     stopped_early: bool = False
     device: str = "cpu"
+    # fusion check: None = not run; else whether the cross-attention residual was kept
+    fusion_residual_kept: bool | None = None
+    best_validation_mom: float = float("nan")
 
 
 class Trainer:
@@ -96,6 +100,8 @@ class Trainer:
             state.best_epoch = state.epoch
             state.best_loss = state.history[-1].get("val_loss", state.history[-1]["train_loss"])
         module.eval()
+        if cfg.fusion_check:
+            self._check_fusion(module, state, result)
         rows = np.arange(data.n_cells)
         module.calibrate_joint(b.to(self.device) for b in data.batches(rows, cfg.batch_size))
         result.history = state.history
@@ -104,6 +110,21 @@ class Trainer:
         result.epochs_run = state.epoch
         result.wall_time_s = time.perf_counter() - start
         return result
+
+    @staticmethod
+    def _check_fusion(module: Sci2clModule, state: _State, result: FitResult) -> None:
+        """Keep the MOM-trained cross-attention residual only if matching generalises: the
+        selected epoch's held-out MOM loss must beat its chance level (ln 2). Otherwise the
+        residual is instance-level detail learnt from training pairs and is switched off."""
+        c = module.config
+        record = state.history[state.best_epoch - 1] if state.best_epoch else {}
+        val_mom = record.get("val_mom")
+        if not (c.use_cross_attention and c.lambda_mom > 0) or val_mom is None:
+            return  # no matching loss or no held-out cells: nothing to test
+        result.best_validation_mom = float(val_mom)
+        result.fusion_residual_kept = bool(val_mom < MATCHING_CHANCE)
+        if not result.fusion_residual_kept:
+            module.fusion.cross.residual_gate.fill_(0.0)
 
     def _run_epoch(self, module, data, rows, full, optimiser, scaler, rng) -> dict[str, float]:
         sums: dict[str, torch.Tensor] = {}
