@@ -42,15 +42,18 @@ def write_input(data_dir: Path, folder: Path, max_cells: int | None, seed: int =
     return h5mu
 
 
-def read_labels(folder: Path) -> pd.DataFrame:
-    """Labels indexed by barcode, one column per labelling in ``LABELS``."""
+def _metadata(folder: Path) -> pd.DataFrame:
     table = pd.read_csv(folder / "labels.csv", index_col=0)
     table.index = table.index.astype(str)
+    return table
+
+
+def read_labels(folder: Path) -> pd.DataFrame:
+    """Labels indexed by barcode, one column per labelling in ``LABELS``."""
+    table = _metadata(folder)
     return pd.DataFrame({name: table[column].astype(str) for name, column in LABELS.items()})
 
 
 def read_batches(folder: Path) -> pd.Series:
     """Each cell's library (``BATCH``), indexed by barcode like ``read_labels``."""
-    table = pd.read_csv(folder / "labels.csv", index_col=0)
-    table.index = table.index.astype(str)
-    return table[BATCH].astype(str)
+    return _metadata(folder)[BATCH].astype(str)

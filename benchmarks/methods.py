@@ -136,6 +136,7 @@ METHODS = (
     Method("probe_hidden_512", "hidden 512,256", "probe", flags=("--hidden-dims", "512,256")),
 )
 BY_NAME = {m.name: m for m in METHODS}
+MAIN_GROUPS = ("product", "peer")  # the comparison tables, mixing and UMAP figures
 
 
 def command(method: Method, h5mu: Path, out: Path, threads: int, cap: int | None) -> list[str]:

@@ -12,7 +12,7 @@ import pandas as pd
 from benchmarks.bench_input import EXCLUDE, LABELS, read_labels
 from benchmarks.environment import machine, peer_versions, product_versions
 from benchmarks.figures import scaling_plot, umap_grid
-from benchmarks.methods import METHODS, Method
+from benchmarks.methods import MAIN_GROUPS, METHODS, Method
 
 PROTOCOLS = (("leiden", "Leiden k"), ("kmeans", "KMeans k"), ("umap_kmeans", "UMAP-2D + KMeans"))
 
@@ -213,7 +213,7 @@ def write_report(
     }
     if panels:
         umap_grid(panels, labels["coarse"].to_numpy(), keep, figure_dir / "umap_grid.png")
-    main = {n: r for n, r in results.items() if groups[n] in ("product", "peer")}
+    main = {n: r for n, r in results.items() if groups[n] in MAIN_GROUPS}
     ablations, probes = (
         {n: r for n, r in results.items() if n == "sci2cl (defaults)" or groups[n] == group}
         for group in ("ablation", "probe")

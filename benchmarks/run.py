@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.bench_input import EXCLUDE, read_batches, read_labels, write_input
 from benchmarks.launch import run_child
-from benchmarks.methods import BY_NAME, METHODS, Method, command
+from benchmarks.methods import BY_NAME, MAIN_GROUPS, METHODS, Method, command
 from benchmarks.report import write_report
 from benchmarks.sci2cl_outputs import embedding, training_record
 from benchmarks.scoring import mixing_scores, score_method, umap_coordinates
@@ -127,11 +127,11 @@ def score(method: Method, folder: Path, out: Path, args: argparse.Namespace) -> 
         metrics["scoring_s"] = time.perf_counter() - start
         metrics["umap_seeds"] = {"coarse": args.umap_seeds, "fine": args.fine_umap_seeds}
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if method.group in ("product", "peer") and not (folder / "mixing.json").exists():
+    if method.group in MAIN_GROUPS and not (folder / "mixing.json").exists():
         batches = read_batches(out / "input").loc[labels.index].to_numpy()
         mixing = mixing_scores(folder, batches, labels["coarse"].to_numpy(), keep)
         (folder / "mixing.json").write_text(json.dumps(mixing, indent=2))
-    if method.group in ("product", "peer") and not (folder / "umap.npy").exists():
+    if method.group in MAIN_GROUPS and not (folder / "umap.npy").exists():
         np.save(folder / "umap.npy", umap_coordinates(folder))
 
 

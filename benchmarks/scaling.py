@@ -16,6 +16,7 @@ import pandas as pd
 
 from benchmarks.launch import run_child
 from benchmarks.methods import PRODUCT_PYTHON
+from sci2cl.train import TrainConfig
 
 DEFAULT_PEAKS = 10000
 DEFAULT_CELLS = 10000
@@ -56,7 +57,9 @@ def notes(table: pd.DataFrame) -> str:
     cells = table[table["axis"] == "cells"].sort_values("n_cells")
     per_cell_step = np.polyfit(cells["n_cells"], cells["s_per_step"], 1)[0] if len(cells) > 1 else 0
     largest = cells.iloc[-1]
-    steps = int(1e6 * 0.9) // 256  # TrainConfig: 10% held out, batch 256
+    train = TrainConfig()  # the defaults a run uses: held-out fraction, batch size
+    batch = train.batch_size
+    steps = int(1e6 * (1 - train.validation_fraction)) // batch
     million = largest["s_per_epoch"] * 1e6 / largest["n_cells"]
     return "\n".join(
         [
@@ -64,12 +67,12 @@ def notes(table: pd.DataFrame) -> str:
             "(least squares over all points): memory grows linearly with the non-zeros, "
             "since the data stay sparse (CSR) and only a mini-batch is ever dense.",
             f"- Step time barely depends on the number of cells (slope {per_cell_step:.2e} s "
-            "per extra cell: a step sees one mini-batch of 256 cells), so an epoch costs "
+            f"per extra cell: a step sees one mini-batch of {batch} cells), so an epoch costs "
             "steps x step time, linear in cells.",
             f"- 1M cells on this CPU (threads as above): ≈ {million / 3600:.1f} h per epoch "
             f"({largest['s_per_step']:.3f} s/step measured at {int(largest['n_cells']):,} cells).",
             f"- 1M cells on one GPU (extrapolated, not measured: no GPU was lent to this "
-            f"session): an epoch is {steps:,} steps of 256 cells. The model is small (hidden "
+            f"session): an epoch is {steps:,} steps of {batch} cells. The model is small (hidden "
             "256/128, decoders on 4,096 sampled features per step, ~6 GFLOP per step), so on a "
             f"GPU a step is bound by kernel launches and host-side batch slicing; assuming "
             f"{GPU_STEP_S[0] * 1e3:.0f}-{GPU_STEP_S[1] * 1e3:.0f} ms per step, an epoch takes "

@@ -86,7 +86,8 @@ def neighbour_graph(folder: Path, keep: np.ndarray | None = None, seed: int = 0)
     x = x if keep is None else x[keep]
     adata = ad.AnnData(np.zeros((x.shape[0], 0), np.float32))
     adata.obsm["X"] = x
-    sc.pp.neighbors(adata, n_neighbors=15, use_rep="X", random_state=seed)
+    n_neighbors = EvaluationConfig().n_neighbors  # the graph sci2cl evaluate scores
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X", random_state=seed)
     return adata
 
 
