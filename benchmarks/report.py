@@ -299,7 +299,8 @@ def write_report(
         "",
         "Issue #2 asks for Leiden NMI ≥ 0.70 / ARI ≥ 0.50 on these coarse labels with the "
         "defaults. The seed rows retrain the defaults with other seeds (the spread any "
-        "setting's effect must beat); the other rows (seed 0) try settings that could "
+        "setting's effect must beat), and the same seeds without MOM or without the fusion "
+        "check (the residual always kept); the other rows (seed 0) try settings that could "
         "plausibly move the score (training length, regularisation, capacity) or score the "
         "joint embedding's RNA half alone. Scored with Leiden and KMeans only (no UMAP "
         "protocol); docs/method.md discusses the results.",

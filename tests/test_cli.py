@@ -67,6 +67,10 @@ def test_train_writes_every_output(snare_run):
     params = json.loads(meta[b"sci2cl_params"])
     assert meta[b"sci2cl_version"].decode() == __version__
     assert params["model"]["latent_dim"] == 8 and params["train"]["max_epochs"] == 3
+    check = params["fusion_check"]  # on by default; its verdict is in the summary line too
+    verdict = "kept" if check["residual_kept"] else "dropped"
+    assert f"cross-attention residual {verdict} (held-out MOM loss" in result.stderr
+    assert (check["held_out_mom"] < check["chance"]) == check["residual_kept"]
     mdata = md.read_h5mu(out / "snare.h5mu")
     assert set(mdata.mod) == {"rna", "atac"}
     assert mdata.obsm["X_sci2cl"].shape == (1500, 16)
@@ -80,7 +84,7 @@ def test_train_writes_every_output(snare_run):
     history = pd.read_csv(out / "snare.history.csv")
     assert {"train_loss", "val_loss", "train_moc", "val_mom"} <= set(history.columns)
     payload = torch.load(out / "snare.model.pt", weights_only=False)
-    assert payload["format"] == "sci2cl-model/1" and payload["model_config"]["latent_dim"] == 8
+    assert payload["format"] == "sci2cl-model/2" and payload["model_config"]["latent_dim"] == 8
 
 
 def test_embed_reproduces_training_embeddings(snare_run):

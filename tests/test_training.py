@@ -83,6 +83,38 @@ def test_model_payload_round_trip(trained, tmp_path):
     )
 
 
+@pytest.mark.parametrize("val_mom, kept", [(0.52, True), (0.75, False)])
+def test_fusion_check_reads_the_selected_epoch(val_mom, kept):
+    from sci2cl.model import Sci2clModule
+    from sci2cl.train.trainer import FitResult, Trainer, _State
+
+    module = Sci2clModule({"rna": 5, "atac": 7}, SMALL_MODEL)
+    later = 0.75 if kept else 0.52  # epochs after the selected one must not decide
+    history = [{"val_mom": 0.0}, {"val_mom": val_mom}, {"val_mom": later}]
+    result = FitResult()
+    Trainer._check_fusion(module, _State(epoch=3, best_epoch=2, history=history), result)
+    assert result.fusion_residual_kept is kept and result.best_validation_mom == val_mom
+    assert float(module.fusion.cross.residual_gate) == float(kept)
+
+
+def test_format_1_model_loads_with_its_residual_on(trained):
+    model, _, data = trained
+    payload = model.to_payload()
+    assert payload["format"] == "sci2cl-model/2"
+    reference = TrainedModel.from_payload(payload)
+    reference.module.fusion.cross.residual_gate.fill_(1.0)  # what a /1 model always did
+    expected = embed(reference.module, data)["joint"]
+    payload["format"] = "sci2cl-model/1"
+    payload["state_dict"] = {
+        k: v.clone() for k, v in payload["state_dict"].items() if not k.endswith("residual_gate")
+    }
+    loaded = TrainedModel.from_payload(payload)
+    np.testing.assert_allclose(embed(loaded.module, data)["joint"], expected, atol=1e-6)
+    payload["format"] = "sci2cl-model/0"
+    with pytest.raises(ValueError, match="not a sci2cl model"):
+        TrainedModel.from_payload(payload)
+
+
 def test_checkpoint_resume_continues_training(prepared, tmp_path):
     from dataclasses import replace
 
@@ -121,7 +153,8 @@ def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared)
     from sci2cl.outputs import TrainingSummary
 
     torch.set_num_threads(1)
-    model, result, data = fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, fusion_check=True))
+    assert SMALL_TRAIN.fusion_check  # on by default
+    model, result, data = fit(prepared, SMALL_MODEL, SMALL_TRAIN)
     best = result.history[result.best_epoch - 1]
     assert result.best_validation_mom == pytest.approx(best["val_mom"])
     assert result.fusion_residual_kept == (best["val_mom"] < MATCHING_CHANCE)
@@ -136,5 +169,6 @@ def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared)
         embed(reloaded.module, data)["joint"], embed(model.module, data)["joint"], atol=1e-6
     )
     # without the check nothing is tested and the residual stays
-    _, unchecked, _ = fit(prepared, SMALL_MODEL, SMALL_TRAIN)
+    kept, unchecked, _ = fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, fusion_check=False))
     assert unchecked.fusion_residual_kept is None
+    assert float(kept.module.fusion.cross.residual_gate) == 1.0

@@ -12,7 +12,9 @@ from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.train.device import resolve_device
 
-FORMAT = "sci2cl-model/1"
+FORMAT = "sci2cl-model/2"
+# /1 models predate the fusion check: no residual gate was saved and the residual was always on
+UPGRADES = {"sci2cl-model/1": {"fusion.cross.residual_gate": 1.0}}
 
 
 @dataclass
@@ -45,10 +47,14 @@ class TrainedModel:
 
     @classmethod
     def from_payload(cls, payload: dict) -> TrainedModel:
-        if payload.get("format") != FORMAT:
-            raise ValueError(f"not a sci2cl model (format {payload.get('format')!r})")
+        version = payload.get("format")
+        if version != FORMAT and version not in UPGRADES:
+            raise ValueError(f"not a sci2cl model (format {version!r})")
+        state = dict(payload["state_dict"])
+        for key, value in UPGRADES.get(version, {}).items():
+            state.setdefault(key, torch.tensor(value))
         module = Sci2clModule(payload["n_features"], ModelConfig.from_dict(payload["model_config"]))
-        module.load_state_dict(payload["state_dict"])
+        module.load_state_dict(state)
         module.eval()
         transforms = {
             m: InputTransform(float(t["target_sum"]), np.asarray(t["scale"], np.float32))

@@ -110,6 +110,12 @@ def write_training_outputs(
         "epochs_run": result.epochs_run,
         "prepare": dict(mdata.uns.get("sci2cl", {}).get("prepare", {})),
     }
+    if result.fusion_residual_kept is not None:
+        params["fusion_check"] = {
+            "residual_kept": result.fusion_residual_kept,
+            "held_out_mom": result.best_validation_mom,
+            "chance": MATCHING_CHANCE,
+        }
     trained.train_params = params
     write_embedding_outputs(mdata, embeddings, trained, params, paths, train_config.seed)
     return TrainingSummary(result, mdata.n_obs, tuple(paths.values()))

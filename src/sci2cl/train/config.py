@@ -20,7 +20,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    fusion_check: bool = False
+    fusion_check: bool = True  # keep the cross-attention residual only if MOM generalises
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
