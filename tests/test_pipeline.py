@@ -293,12 +293,21 @@ def test_stub_per_sample_integration(nextflow, tmp_path):
         "-stub",
         "--integration",
         "per_sample",
+        "--cross_attention",
+        "true",
+        "--fusion_check",
+        "false",
         "--outdir",
         str(outdir),
         "--trace_report_suffix",
         "per_sample1",
     )
     assert run.returncode == 0, run.explain()
+    # boolean params become the CLI's --flag / --no-flag (the stub echoes its arguments)
+    scripts = [p.read_text() for p in (tmp_path / "launch").glob("work/*/*/.command.sh")]
+    train = [s for s in scripts if "embeddings.parquet" in s]
+    assert len(train) == 2, scripts
+    assert all("--cross-attention" in s and "--no-fusion-check" in s for s in train), train
     tasks = read_trace(outdir, "per_sample1")
     processes = sorted(t["process"].split(":")[-1] for t in tasks)
     assert processes == ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"] * 2, processes
