@@ -92,7 +92,12 @@ def run_fit(mdata: md.MuData, model: ModelConfig, train: TrainConfig) -> tuple[p
     barcode = mdata.obs["barcode"].astype(str).to_numpy()
     frame = pd.DataFrame(joint, index=pd.Index(barcode, name="barcode"))
     frame.insert(0, "sample", sample)
-    info = {"wall_s": seconds, "epochs": result.epochs_run, "best_epoch": result.best_epoch}
+    info = {
+        "wall_s": seconds,
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "residual_kept": result.fusion_residual_kept,  # fusion check verdict (None: not run)
+    }
     return frame, info
 
 
