@@ -55,7 +55,7 @@ clean:
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?= --data ../shared/data --out benchmarks/results --threads 1
 
-.PHONY: bench bench-setup bench-scaling
+.PHONY: bench bench-setup bench-scaling bench-speed
 
 bench-setup: $(BENCH_VENV)/.installed
 
@@ -70,3 +70,7 @@ bench: setup bench-setup
 
 bench-scaling: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --scaling
+
+# sci2cl and MultiVI (20 epochs) trained at the same time: the speed ratio on a drifting machine
+bench-speed: setup bench-setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --speed-check 20

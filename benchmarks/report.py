@@ -65,6 +65,32 @@ def quality_rows(results: dict[str, tuple[dict, dict]], labelling: str, timing: 
     return lines
 
 
+SPEED_PAIR = ("sci2cl", "multivi")  # trained at the same time by `run.py --speed-check`
+
+
+def side_by_side_lines(out: Path) -> list[str]:
+    """The ratio from ``--speed-check``: both methods trained concurrently."""
+    files = [out / "speed" / "methods" / name / "run.json" for name in SPEED_PAIR]
+    if not all(f.exists() for f in files):
+        return ["- No side-by-side run yet (`python -m benchmarks.run ... --speed-check 20`)."]
+    ours, theirs = (json.loads(f.read_text()) for f in files)
+    per_epoch = theirs["train_s"] / max(theirs.get("epochs") or 1, 1)
+    day = datetime.date.fromtimestamp(files[0].stat().st_mtime).isoformat()
+    ratio = ours["train_s"] / (per_epoch * 150)
+    return [
+        f"- **Side by side** ({day}, `--speed-check {theirs.get('epoch_cap')}`: both trained at "
+        f"the same time, one process and {ours.get('threads')} thread(s) each, so both see the "
+        f"same machine state): sci2cl's whole default run {ours['train_s']:.0f} s "
+        f"({ours.get('epochs')} epochs); MultiVI {per_epoch:.1f} s/epoch over "
+        f"{theirs.get('epochs')} epochs. **Ratio sci2cl / MultiVI at 150 epochs: "
+        f"{ratio:.2f}** (goal ≤ 0.20: {'met' if ratio <= 0.2 else 'missed'}), at MultiVI's "
+        "default 500: "
+        f"{ours['train_s'] / (per_epoch * 500):.3f}. The rows above come from runs at "
+        "different times, and a shared machine's speed drifts between them: this is the ratio "
+        "to quote.",
+    ]
+
+
 def speed_lines(results: dict[str, tuple[dict, dict]]) -> list[str]:
     if "sci2cl (defaults)" not in results or "MultiVI" not in results:
         return ["sci2cl or MultiVI has no result yet."]
@@ -77,8 +103,7 @@ def speed_lines(results: dict[str, tuple[dict, dict]]) -> list[str]:
         f"{ours['train_s']:.0f} s; MultiVI ran {theirs.get('epochs')} epochs in "
         f"{theirs['train_s']:.0f} s ({per_epoch:.1f} s/epoch), same device (CPU), "
         f"same threads ({ours.get('threads')}).",
-        f"- **Measured ratio sci2cl / MultiVI (capped run): {ratio:.2f}** "
-        f"(goal ≤ 0.20: {'met' if ratio <= 0.2 else f'missed by {ratio / 0.2:.1f}x'}).",
+        f"- Ratio sci2cl / MultiVI of these two runs (trained at different times): {ratio:.2f}.",
         f"- Whole child process CPU seconds (less sensitive to other load on the machine): "
         f"sci2cl {ours['cpu_s']:.0f} s, MultiVI {theirs['cpu_s']:.0f} s "
         f"(ratio {ours['cpu_s'] / theirs['cpu_s']:.2f}).",
@@ -232,7 +257,8 @@ def write_report(
         "",
         "`make bench` sets up the peers' own venv (`.venv-bench`, from "
         "`benchmarks/requirements-peers.txt`) and runs all methods; `make bench-scaling` runs "
-        "the scaling study. Results are cached per method under `--out`; `--methods a,b` "
+        "the scaling study; `make bench-speed` trains sci2cl and MultiVI side by side for the "
+        "speed ratio. Results are cached per method under `--out`; `--methods a,b` "
         "re-runs a subset (with `--force`) and this page is rebuilt from all cached results.",
         "",
         "Data: SNARE-seq adult mouse cortex (`shared/data/snareseq_mouse_cortex_scmomat`), "
@@ -290,6 +316,7 @@ def write_report(
         "## Speed headline: sci2cl vs MultiVI",
         "",
         *speed_lines(results),
+        *side_by_side_lines(out),
         "",
         "## Ablations (same data, same run settings)",
         "",

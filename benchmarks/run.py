@@ -4,6 +4,7 @@ and peak RSS measured), score all with sci2cl's evaluation, regenerate docs/benc
     python -m benchmarks.run --data ../shared/data --out benchmarks/results --threads 1
     python -m benchmarks.run ... --methods sci2cl,multivi     # re-run a subset (cached rest)
     python -m benchmarks.run ... --scaling                    # time/memory vs cells, features
+    python -m benchmarks.run ... --speed-check 20             # sci2cl and MultiVI side by side
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 from benchmarks.bench_input import EXCLUDE, read_batches, read_labels, write_input
 from benchmarks.launch import run_child
 from benchmarks.methods import BY_NAME, MAIN_GROUPS, METHODS, Method, command
-from benchmarks.report import write_report
+from benchmarks.report import SPEED_PAIR, write_report
 from benchmarks.sci2cl_outputs import embedding, training_record
 from benchmarks.scoring import mixing_scores, score_method, umap_coordinates
 from sci2cl.evaluate import EvaluationConfig
@@ -45,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--force", action="store_true", help="re-train cached methods")
     parser.add_argument("--no-train", action="store_true", help="only score + report")
+    parser.add_argument(
+        "--speed-check",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="train sci2cl and MultiVI (capped at EPOCHS) at the same time, then report",
+    )
     parser.add_argument("--scaling", action="store_true", help="run the scaling study instead")
     parser.add_argument("--scaling-cells", default="10000,50000,200000,1000000")
     parser.add_argument("--scaling-peaks", default="2500,10000,25000")
@@ -135,6 +144,16 @@ def score(method: Method, folder: Path, out: Path, args: argparse.Namespace) -> 
         np.save(folder / "umap.npy", umap_coordinates(folder))
 
 
+def speed_check(h5mu: Path, args: argparse.Namespace) -> None:
+    """sci2cl (defaults) and MultiVI trained at the same time, one child each, into OUT/speed:
+    both see the same machine state, so their ratio holds even when the machine's speed drifts
+    between sequential runs."""
+    side = argparse.Namespace(**vars(args) | {"caps": f"multivi={args.speed_check}", "force": True})
+    folder = args.out / "speed"
+    with ThreadPoolExecutor(len(SPEED_PAIR)) as pool:
+        list(pool.map(lambda name: train(BY_NAME[name], h5mu, folder, side), SPEED_PAIR))
+
+
 def selected(methods: str) -> list[Method]:
     if methods == "all":
         return list(METHODS)
@@ -150,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     h5mu = write_input(args.data, args.out / "input", args.max_cells)
     barcodes = read_labels(args.out / "input").index.to_numpy()
-    chosen = selected(args.methods)
+    chosen = [] if args.speed_check else selected(args.methods)
+    if args.speed_check:
+        speed_check(h5mu, args)
     for method in chosen:  # train then score each in turn: partial runs still report
         if not args.no_train:
             train(BY_NAME[method.run_name], h5mu, args.out, args)
