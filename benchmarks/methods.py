@@ -144,6 +144,16 @@ METHODS = (
         )
         for seed in (0, 1, 2, 3, 4)
     ),
+    *(  # masked views were within noise in the seed-0 ablation: compare over seeds
+        Method(
+            f"probe_no_views_seed_{seed}",
+            f"no masked views, seed {seed}",
+            "probe",
+            flags=("--n-views", "0"),
+            seed=seed,
+        )
+        for seed in (1, 2, 3, 4)
+    ),
     Method("probe_dropout_03", "dropout 0.3", "probe", flags=("--dropout", "0.3")),
     Method("probe_latent_32", "latent 32", "probe", flags=("--latent-dim", "32")),
     Method("probe_hidden_512", "hidden 512,256", "probe", flags=("--hidden-dims", "512,256")),

@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def say(message: str) -> None:
+    """One progress line, written at once (the speed check trains in two threads)."""
+    sys.stderr.write(f"[bench] {message}\n")
+    sys.stderr.flush()
+
+
 def caps(args: argparse.Namespace) -> dict[str, int]:
     scvi_family = {m: args.peer_max_epochs for m in ("multivi", "scvi", "peakvi")}
     overrides = dict(item.split("=") for item in args.caps.split(",") if item)
@@ -76,7 +82,7 @@ def train(method: Method, h5mu: Path, out: Path, args: argparse.Namespace) -> No
         shutil.rmtree(out / "methods" / stale.name, ignore_errors=True)
     folder.mkdir(parents=True)
     cap = caps(args).get(method.name)
-    print(f"[bench] training {method.name}", file=sys.stderr, flush=True)
+    say(f"training {method.name}")
     record = run_child(
         command(method, h5mu, folder, args.threads, cap), args.threads, folder / "log.txt"
     )
@@ -85,10 +91,7 @@ def train(method: Method, h5mu: Path, out: Path, args: argparse.Namespace) -> No
     if method.is_sci2cl:
         record |= training_record(folder / "log.txt")
     record |= {"threads": args.threads, "epoch_cap": cap}
-    print(
-        f"[bench] {method.name}: {record['process_s']:.0f}s rc={record['returncode']}",
-        file=sys.stderr,
-    )
+    say(f"{method.name}: {record['process_s']:.0f}s rc={record['returncode']}")
     if record["returncode"] != 0:
         (folder / "failed.json").write_text(json.dumps(record, indent=2, default=str))
         return
@@ -126,7 +129,7 @@ def score(method: Method, folder: Path, out: Path, args: argparse.Namespace) -> 
     labels = read_labels(out / "input")
     keep = ~labels["coarse"].isin(EXCLUDE).to_numpy() & ~labels["fine"].isin(EXCLUDE).to_numpy()
     if not (folder / "metrics.json").exists():
-        print(f"[bench] scoring {folder.name}", file=sys.stderr, flush=True)
+        say(f"scoring {folder.name}")
         values = {name: labels[name].to_numpy() for name in labels.columns}
         start = time.perf_counter()
         configs = evaluation_configs(args)
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             if folder is not None:
                 score(method, folder, args.out, args)
         except Exception as error:  # one method's failure must not lose the others
-            print(f"[bench] {method.name} failed to score: {error!r}", file=sys.stderr)
+            say(f"{method.name} failed to score: {error!r}")
     command_line = "python -m benchmarks.run " + shlex.join(argv if argv else sys.argv[1:])
     seeds = {"coarse": args.umap_seeds, "fine": args.fine_umap_seeds}
     write_report(args.out, args.doc, command_line, caps(args), seeds)
