@@ -41,6 +41,27 @@ class Method:
         return not self.module
 
 
+def seed_sweep(
+    name: str,
+    label: str,
+    flags: tuple[str, ...] = (),
+    seeds: tuple[int, ...] = (1, 2, 3, 4),
+    note: str = "",
+) -> tuple[Method, ...]:
+    """The same probe at several training seeds (``note`` on the first row only)."""
+    return tuple(
+        Method(
+            f"{name}_seed_{seed}",
+            f"{label}, seed {seed}",
+            "probe",
+            flags=flags,
+            seed=seed,
+            note=note if seed == seeds[0] else "",
+        )
+        for seed in seeds
+    )
+
+
 METHODS = (
     Method("sci2cl", "sci2cl (defaults)", "product"),
     Method("multivi", "MultiVI", "peer", "scvi_models", capped=True),
@@ -115,45 +136,21 @@ METHODS = (
         "probe",
         flags=("--max-epochs", "80", "--validation-fraction", "0"),
     ),
-    *(
-        Method(f"probe_seed_{seed}", f"defaults, seed {seed}", "probe", seed=seed)
-        for seed in (1, 2, 3, 4)
+    *seed_sweep("probe", "defaults"),
+    # MOM on or off is the one setting within noise on seed 0: compare over seeds
+    *seed_sweep("probe_no_mom", "no MOM", ("--lambda-mom", "0")),
+    # the defaults before the fusion check was on: the MOM-trained residual always kept
+    *seed_sweep(
+        "probe_no_fusion_check",
+        "--no-fusion-check",
+        ("--no-fusion-check",),
+        seeds=(0, 1, 2, 3, 4),
+        note="the defaults until 2026-11-30 (residual always kept); seeds 1-4 are those runs, "
+        "trained as 'defaults' before the flip and relabelled (same code path: re-running seed "
+        "0 with this flag gave identical scores)",
     ),
-    *(  # MOM on or off is the one setting within noise on seed 0: compare over seeds
-        Method(
-            f"probe_no_mom_seed_{seed}",
-            f"no MOM, seed {seed}",
-            "probe",
-            flags=("--lambda-mom", "0"),
-            seed=seed,
-        )
-        for seed in (1, 2, 3, 4)
-    ),
-    *(  # the defaults before the fusion check was on: the MOM-trained residual always kept
-        Method(
-            f"probe_no_fusion_check_seed_{seed}",
-            f"--no-fusion-check, seed {seed}",
-            "probe",
-            flags=("--no-fusion-check",),
-            seed=seed,
-            note=""
-            if seed
-            else "the defaults until 2026-11-30 (residual always kept); seeds 1-4 are those "
-            "runs, trained as 'defaults' before the flip and relabelled (same code path: "
-            "re-running seed 0 with this flag gave identical scores)",
-        )
-        for seed in (0, 1, 2, 3, 4)
-    ),
-    *(  # masked views were within noise in the seed-0 ablation: compare over seeds
-        Method(
-            f"probe_no_views_seed_{seed}",
-            f"no masked views, seed {seed}",
-            "probe",
-            flags=("--n-views", "0"),
-            seed=seed,
-        )
-        for seed in (1, 2, 3, 4)
-    ),
+    # masked views were within noise in the seed-0 ablation: compare over seeds
+    *seed_sweep("probe_no_views", "no masked views", ("--n-views", "0")),
     Method("probe_dropout_03", "dropout 0.3", "probe", flags=("--dropout", "0.3")),
     Method("probe_latent_32", "latent 32", "probe", flags=("--latent-dim", "32")),
     Method("probe_hidden_512", "hidden 512,256", "probe", flags=("--hidden-dims", "512,256")),
