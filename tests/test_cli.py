@@ -68,6 +68,7 @@ def test_train_writes_every_output(snare_run):
     assert meta[b"sci2cl_version"].decode() == __version__
     assert params["model"]["latent_dim"] == 8 and params["train"]["max_epochs"] == 3
     check = params["fusion_check"]  # on by default; its verdict is in the summary line too
+    assert check["tested"]
     verdict = "kept" if check["residual_kept"] else "dropped"
     assert f"cross-attention residual {verdict} (held-out MOM loss" in result.stderr
     assert (check["held_out_mom"] < check["chance"]) == check["residual_kept"]

@@ -170,5 +170,12 @@ def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared)
     )
     # without the check nothing is tested and the residual stays
     kept, unchecked, _ = fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, fusion_check=False))
-    assert unchecked.fusion_residual_kept is None
+    assert unchecked.fusion_residual_kept is None and not unchecked.fusion_untested
     assert float(kept.module.fusion.cross.residual_gate) == 1.0
+    # no held-out cells: nothing to test, the residual stays and the summary says so
+    kept, untested, _ = fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, validation_fraction=0))
+    assert untested.fusion_untested and untested.fusion_residual_kept is None
+    assert float(kept.module.fusion.cross.residual_gate) == 1.0
+    assert "fusion check skipped (no held-out cells)" in str(
+        TrainingSummary(untested, data.n_cells, ())
+    )

@@ -45,6 +45,8 @@ class TrainingSummary:
 
     def _fusion(self) -> str:
         r = self.result
+        if r.fusion_untested:
+            return "; fusion check skipped (no held-out cells): cross-attention residual kept"
         if r.fusion_residual_kept is None:
             return ""
         verdict = "kept" if r.fusion_residual_kept else "dropped"
@@ -112,10 +114,13 @@ def write_training_outputs(
     }
     if result.fusion_residual_kept is not None:
         params["fusion_check"] = {
+            "tested": True,
             "residual_kept": result.fusion_residual_kept,
             "held_out_mom": result.best_validation_mom,
             "chance": MATCHING_CHANCE,
         }
+    elif result.fusion_untested:
+        params["fusion_check"] = {"tested": False, "residual_kept": True}
     trained.train_params = params
     write_embedding_outputs(mdata, embeddings, trained, params, paths, train_config.seed)
     return TrainingSummary(result, mdata.n_obs, tuple(paths.values()))

@@ -34,6 +34,7 @@ class FitResult:
     device: str = "cpu"
     # fusion check: None = not run; else whether the cross-attention residual was kept
     fusion_residual_kept: bool | None = None
+    fusion_untested: bool = False  # MOM on but no held-out cells: the residual stays
     best_validation_mom: float = float("nan")
 
 
@@ -119,8 +120,11 @@ class Trainer:
         c = module.config
         record = state.history[state.best_epoch - 1] if state.best_epoch else {}
         val_mom = record.get("val_mom")
-        if not (c.use_cross_attention and c.lambda_mom > 0) or val_mom is None:
-            return  # no matching loss or no held-out cells: nothing to test
+        if not (c.use_cross_attention and c.lambda_mom > 0):
+            return  # no matching loss: no residual to test
+        if val_mom is None:
+            result.fusion_untested = True
+            return
         result.best_validation_mom = float(val_mom)
         result.fusion_residual_kept = bool(val_mom < MATCHING_CHANCE)
         if not result.fusion_residual_kept:
