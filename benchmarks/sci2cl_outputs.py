@@ -9,6 +9,8 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from sci2cl.data import MODALITIES
+
 SUMMARY = re.compile(r"trained (\d+) epochs(, stopped early)? on (\d+) cells in ([0-9.]+)s \((\w+)")
 
 
@@ -31,9 +33,8 @@ def embedding(run_folder: Path, obsm: str, barcodes: np.ndarray) -> np.ndarray:
     key, _, stream = obsm.partition(":")
     mdata = md.read_h5mu(run_folder / "sci2cl.h5mu")
     x = np.asarray(mdata.obsm[key], dtype=np.float32)
-    if stream:
-        half = x.shape[1] // 2
-        x = x[:, :half] if stream == "rna" else x[:, half:]
+    if stream:  # the joint is the modalities' streams side by side, in MODALITIES order
+        x = np.split(x, len(MODALITIES), axis=1)[MODALITIES.index(stream)]
     names = mdata.obs["barcode"].astype(str).to_numpy() if "barcode" in mdata.obs else None
     if names is None:
         names = mdata.obs_names.astype(str).to_numpy()

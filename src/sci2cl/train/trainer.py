@@ -118,10 +118,9 @@ class Trainer:
         selected epoch's held-out MOM loss must beat its chance level (ln 2). Otherwise the
         residual is instance-level detail learnt from training pairs and is switched off."""
         c = module.config
-        record = state.history[state.best_epoch - 1] if state.best_epoch else {}
-        val_mom = record.get("val_mom")
         if not (c.use_cross_attention and c.lambda_mom > 0):
             return  # no matching loss: no residual to test
+        val_mom = state.history[state.best_epoch - 1].get("val_mom")
         if val_mom is None:
             result.fusion_untested = True
             return
