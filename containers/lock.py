@@ -82,6 +82,17 @@ def sha256(item: dict) -> str | None:
     return hashes.get("sha256")
 
 
+def pinned_lines(items: dict[str, dict]) -> list[str]:
+    """``name==version`` lines, with the wheel's sha256 where pip reported one."""
+    lines = []
+    for n in sorted(items):
+        item = items[n]
+        line = f"{item['metadata']['name']}=={item['metadata']['version']}"
+        h = sha256(item)
+        lines.append(line + (f" \\\n    --hash=sha256:{h}" if h else "") + "\n")
+    return lines
+
+
 def write(path: Path, header: str, lines: list[str]) -> None:
     path.write_text(header + "".join(lines))
     print(f"wrote {path.relative_to(ROOT)} ({len(lines)} packages)")
@@ -109,16 +120,10 @@ def main() -> None:
         lines.append(line + "".join(f" \\\n    --hash=sha256:{h}" for h in hs) + "\n")
     write(LOCKS / "base.txt", note + "# Installed for every image variant.\n", lines)
 
-    lines = []
-    for n in sorted(torch):
-        item = torch[n]
-        line = f"{item['metadata']['name']}=={item['metadata']['version']}"
-        h = sha256(item)
-        lines.append(line + (f" \\\n    --hash=sha256:{h}" if h else "") + "\n")
     write(
         LOCKS / "torch-cuda.txt",
         note + "# TORCH_VARIANT=cuda: torch + its CUDA runtime wheels from PyPI (linux/amd64).\n",
-        lines,
+        pinned_lines(torch),
     )
 
     # CUDA 12: torch TORCH_CUDA12 resolved together with the base pins (fails on a conflict)
@@ -126,17 +131,11 @@ def main() -> None:
     extra = sorted(k for k in cuda12 if not TORCH_STACK.match(k) and k not in base)
     if extra:
         sys.exit(f"torch=={TORCH_CUDA12} needs packages outside base.txt: {', '.join(extra)}")
-    lines = []
-    for n in sorted(k for k in cuda12 if TORCH_STACK.match(k)):
-        item = cuda12[n]
-        line = f"{item['metadata']['name']}=={item['metadata']['version']}"
-        h = sha256(item)
-        lines.append(line + (f" \\\n    --hash=sha256:{h}" if h else "") + "\n")
     write(
         LOCKS / "torch-cuda12.txt",
         note + "# TORCH_VARIANT=cuda12: torch + its CUDA 12 runtime wheels from PyPI (linux/amd64;\n"
         "# NVIDIA driver >= 525). torch is older than in torch-cuda.txt: see TORCH_CUDA12.\n",
-        lines,
+        pinned_lines({n: i for n, i in cuda12.items() if TORCH_STACK.match(n)}),
     )
 
     version = torch["torch"]["metadata"]["version"].split("+")[0]

@@ -196,7 +196,7 @@ def test_multiqc_report(profile_test_run):
         "sci2cl_training",  # training curves
         "sci2cl_embedding",  # embedding summary
         f"sci2cl_{JOINT}_umap",  # UMAP
-        "software_versions",
+        "multiqc_software_versions",
     ):
         assert f'id="mqc-module-section-{section}"' in html or f'id="{section}"' in html, section
     data = json.loads(
