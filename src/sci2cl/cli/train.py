@@ -126,10 +126,16 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
     ),
     click.option(
         "--inter-gradient",
-        type=click.Choice(["both", "rna", "atac", "none"]),
+        type=click.Choice(["both", "rna", "atac", "none", "reliability", "atac_depth"]),
         default=M.inter_gradient,
         show_default=True,
         help="Encoders that MOC/MOM gradients reach (e.g. 'atac': align ATAC to a fixed RNA).",
+    ),
+    click.option(
+        "--learn-reliability/--fixed-reliability",
+        default=M.learn_reliability,
+        show_default=True,
+        help="Learn each modality's half-count from masked views.",
     ),
     click.option(
         "--negatives",

@@ -26,6 +26,7 @@ class ModelConfig:
     use_views: bool = True
     use_cross_attention: bool = True
     joint_half_counts: float = 200.0
+    learn_reliability: bool = False
     modalities: tuple[str, ...] = field(default=("rna", "atac"))
     # Several samples: n_samples is set from the data; the decoders are conditioned on the
     # sample (batch_covariate) and MOC/MOM negatives come from any cell of the batch or only
@@ -41,7 +42,7 @@ class ModelConfig:
             )
         if not 0.0 <= self.mask_rate < 1.0:
             raise ValueError(f"mask_rate must be in [0, 1), got {self.mask_rate}")
-        if self.inter_gradient not in ("both", "rna", "atac", "none"):
+        if self.inter_gradient not in ("both", "rna", "atac", "none", "reliability", "atac_depth"):
             raise ValueError(
                 f"inter_gradient must be both, rna, atac or none: {self.inter_gradient}"
             )
