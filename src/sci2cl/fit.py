@@ -11,9 +11,9 @@ import scipy.sparse as sp
 import torch
 from mudata import MuData
 
+from sci2cl.align import aligned_counts, selected_features
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel
-from sci2cl.features import aligned_counts, selected_features
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.samples import COVERAGE
 from sci2cl.train import FitResult, TrainConfig, Trainer

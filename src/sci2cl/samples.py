@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sci2cl.align import SELECTED
 from sci2cl.errors import InputError
-from sci2cl.features import SELECTED
 from sci2cl.io import assemble_multiome
 from sci2cl.peaks import merge_intervals, overlap_matrix, recount_fragments, var_intervals
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sci2cl.align import SELECTED, aligned_counts
 from sci2cl.data import MODALITIES
 from sci2cl.embed import TrainedModel
-from sci2cl.features import SELECTED, aligned_counts
 from sci2cl.peaks import overlap_matrix, parse_intervals, var_intervals
 from sci2cl.preprocess import PrepareConfig, prepare
 
