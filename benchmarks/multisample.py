@@ -30,9 +30,9 @@ import pandas as pd
 import torch
 
 from benchmarks.datasets import load_snare
+from sci2cl.api import fit
 from sci2cl.embed import embed
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
-from sci2cl.fit import fit
 from sci2cl.io import assemble_multiome
 from sci2cl.model import ModelConfig
 from sci2cl.peaks import parse_intervals

@@ -8,8 +8,8 @@ from pathlib import Path
 import mudata as md
 import torch
 
+from sci2cl.api import fit
 from sci2cl.embed import TrainedModel, embed
-from sci2cl.fit import fit
 from sci2cl.io import staged_outputs, write_h5mu, write_parquet
 from sci2cl.model import ModelConfig
 from sci2cl.model.inter import MATCHING_CHANCE
