@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conftest import DATA, SNARE_H5MU, SNARE_LABELS
 from helpers import SMALL_CLI_ARGS, SMALL_MODEL
 
+from sci2cl.align import peak_mapping
 from sci2cl.cli import main
 from sci2cl.data import InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel
@@ -30,7 +31,6 @@ from sci2cl.model.inter import info_nce
 from sci2cl.peaks import merge_intervals, overlap_matrix, parse_intervals, recount_fragments
 from sci2cl.preprocess import PrepareConfig, prepare
 from sci2cl.samples import COVERAGE, combine_samples
-from sci2cl.transfer import peak_mapping
 
 LIBRARIES = DATA / "snare_libraries"
 

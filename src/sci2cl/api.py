@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,11 @@ import scipy.sparse as sp
 import torch
 from mudata import MuData
 
-from sci2cl.align import aligned_counts, selected_features
+from sci2cl.align import SELECTED, aligned_counts, selected_features
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel
 from sci2cl.model import ModelConfig, Sci2clModule
+from sci2cl.preprocess import PrepareConfig, prepare
 from sci2cl.samples import COVERAGE
 from sci2cl.train import FitResult, TrainConfig, Trainer
 from sci2cl.train.trainer import EpochCallback
@@ -80,3 +82,22 @@ def fit(
         module, features, transforms, train_config.to_dict(), result.history, samples
     )
     return trained, result, data
+
+
+def model_prepare_config(trained: TrainedModel) -> PrepareConfig:
+    """The QC configuration the training data went through (defaults where unknown)."""
+    stored = dict(trained.train_params.get("prepare", {}).get("config", {}) or {})
+    values = {}
+    for spec in fields(PrepareConfig):
+        value = stored.get(spec.name)
+        if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+            values[spec.name] = type(spec.default)(value) if spec.default is not None else value
+    return PrepareConfig(**values)
+
+
+def prepare_like_model(mdata: MuData, trained: TrainedModel, sample: str) -> MuData:
+    """Prepared input passes through; raw input gets the model's cell QC."""
+    if all(SELECTED in mdata[m].var for m in MODALITIES):
+        return mdata
+    prepared, _ = prepare(mdata, model_prepare_config(trained), sample)
+    return prepared

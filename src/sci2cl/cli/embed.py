@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 import torch
 
+from sci2cl.align import query_counts
+from sci2cl.api import prepare_like_model
 from sci2cl.cli.common import info, set_threads, user_errors
 from sci2cl.embed import TrainedModel, embed
 from sci2cl.errors import InputError
 from sci2cl.io import default_sample_name, read_multiome
 from sci2cl.outputs import write_embedding_outputs
-from sci2cl.transfer import counts_for_model, prepare_like_model
 
 
 def load_model(path: Path) -> TrainedModel:
@@ -64,7 +65,7 @@ def command(
         read_multiome(input_path), trained, sample or default_sample_name(input_path)
     )
     try:
-        counts, missing = counts_for_model(mdata, trained)
+        counts, missing = query_counts(mdata, trained.features)
     except ValueError as err:
         raise InputError(input_path, str(err)) from None
     for modality, n in missing.items():
