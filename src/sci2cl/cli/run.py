@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from sci2cl.cli.common import info, user_errors
-from sci2cl.cli.prepare import config_from_options, prepare_options
+from sci2cl.cli.options import config_from, config_options
 from sci2cl.cli.train import run_training, train_options
 from sci2cl.io import default_sample_name, read_multiome
-from sci2cl.preprocess import prepare
+from sci2cl.preprocess import PrepareConfig, prepare
 
 
 @click.command("run")
@@ -24,14 +24,14 @@ from sci2cl.preprocess import prepare
 )
 @click.option("--output-prefix", required=True, help="Output path prefix.")
 @click.option("--sample", default=None, help="Sample name (default: derived from --input).")
-@prepare_options
+@config_options(PrepareConfig)
 @train_options
 @user_errors
 def command(input_path: Path, output_prefix: str, sample: str | None, **options: Any) -> None:
     """Prepare one sample and train scI2CL on it (what to try first)."""
     mdata = read_multiome(input_path)
     prepared, report = prepare(
-        mdata, config_from_options(options), sample or default_sample_name(input_path)
+        mdata, config_from(PrepareConfig, options), sample or default_sample_name(input_path)
     )
     for line in report.summary_lines():
         info(line)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from sci2cl.cli.common import EpochProgress, info, set_threads, user_errors
+from sci2cl.cli.options import config_from, config_options
 from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
 from sci2cl.model import ModelConfig
@@ -16,186 +17,7 @@ from sci2cl.outputs import TRAIN_OUTPUTS, write_training_outputs
 from sci2cl.samples import combine_samples
 from sci2cl.train import TrainConfig
 
-M, T = ModelConfig, TrainConfig
-
-
-def _hidden(_ctx, _param, value: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not dims or min(dims) < 1:
-        raise click.BadParameter("hidden sizes must be positive integers")
-    return dims
-
-
-_OPTIONS: list[Callable[[Callable], Callable]] = [
-    click.option(
-        "--latent-dim",
-        type=click.IntRange(2),
-        default=M.latent_dim,
-        show_default=True,
-        help="Dimension of each modality latent and of the joint embedding.",
-    ),
-    click.option(
-        "--hidden-dims",
-        default=",".join(map(str, M.hidden_dims)),
-        show_default=True,
-        callback=_hidden,
-        help="Encoder hidden sizes (decoder mirrors them).",
-    ),
-    click.option("--dropout", type=click.FloatRange(0, 0.9), default=M.dropout, show_default=True),
-    click.option(
-        "--n-views",
-        type=click.IntRange(0),
-        default=M.n_views,
-        show_default=True,
-        help="Masked views T per cell for intra-omics attention (0 disables).",
-    ),
-    click.option(
-        "--mask-rate",
-        type=click.FloatRange(0, 0.95),
-        default=M.mask_rate,
-        show_default=True,
-        help="Fraction of each cell's measured features masked.",
-    ),
-    click.option("--n-heads", type=click.IntRange(1), default=M.n_heads, show_default=True),
-    click.option(
-        "--n-tokens",
-        type=click.IntRange(1),
-        default=M.n_tokens,
-        show_default=True,
-        help="Tokens per modality latent for cross-attention.",
-    ),
-    click.option(
-        "--temperature",
-        type=click.FloatRange(0.001),
-        default=M.temperature,
-        show_default=True,
-        help="InfoNCE temperature of the MOC loss.",
-    ),
-    click.option(
-        "--lambda-rec",
-        type=click.FloatRange(0),
-        default=M.lambda_rec,
-        show_default=True,
-        help="Weight of the ZINB reconstruction losses (lambda1).",
-    ),
-    click.option(
-        "--lambda-mse",
-        type=click.FloatRange(0),
-        default=M.lambda_mse,
-        show_default=True,
-        help="Weight of the masked-view consistency MSE (lambda2).",
-    ),
-    click.option(
-        "--lambda-moc",
-        type=click.FloatRange(0),
-        default=M.lambda_moc,
-        show_default=True,
-        help="Weight of the contrastive MOC loss (lambda3).",
-    ),
-    click.option(
-        "--lambda-mom",
-        type=click.FloatRange(0),
-        default=M.lambda_mom,
-        show_default=True,
-        help="Weight of the matching MOM loss (lambda4).",
-    ),
-    click.option(
-        "--decoder-features-per-step",
-        type=click.IntRange(16),
-        default=M.decoder_features_per_step,
-        show_default=True,
-        help="Features per step in the ZINB loss of wide modalities (random subset).",
-    ),
-    click.option(
-        "--cross-attention/--no-cross-attention",
-        "use_cross_attention",
-        default=M.use_cross_attention,
-        show_default=True,
-        help="Fuse with cross-attention (else: concatenated latents, no MOM).",
-    ),
-    click.option(
-        "--joint-half-counts",
-        type=click.FloatRange(0),
-        default=M.joint_half_counts,
-        show_default=True,
-        help="Counts at which a modality gets half weight in a cell's joint embedding "
-        "(weight n/(n+this); 0 = equal weights).",
-    ),
-    click.option(
-        "--inter-gradient",
-        type=click.Choice(["both", "rna", "atac", "none"]),
-        default=M.inter_gradient,
-        show_default=True,
-        help="Encoders that MOC/MOM gradients reach (e.g. 'atac': align ATAC to a fixed RNA).",
-    ),
-    click.option(
-        "--negatives",
-        type=click.Choice(["any", "within_sample"]),
-        default=M.negatives,
-        show_default=True,
-        help="Several samples: MOC/MOM negatives from any cell of the batch or only from "
-        "cells of the same sample.",
-    ),
-    click.option(
-        "--batch-covariate/--no-batch-covariate",
-        default=M.batch_covariate,
-        show_default=True,
-        help="Several samples: condition the decoders on the sample (scVI style).",
-    ),
-    click.option(
-        "--max-epochs",
-        type=click.IntRange(1),
-        default=T.max_epochs,
-        show_default=True,
-        help="Cap on total epochs (warm-up + joint).",
-    ),
-    click.option(
-        "--warmup-epochs",
-        type=click.IntRange(0),
-        default=T.warmup_epochs,
-        show_default=True,
-        help="Reconstruction-only epochs before all losses.",
-    ),
-    click.option("--batch-size", type=click.IntRange(2), default=T.batch_size, show_default=True),
-    click.option("--lr", type=click.FloatRange(0, min_open=True), default=T.lr, show_default=True),
-    click.option(
-        "--weight-decay", type=click.FloatRange(0), default=T.weight_decay, show_default=True
-    ),
-    click.option(
-        "--fusion-check/--no-fusion-check",
-        default=T.fusion_check,
-        show_default=True,
-        help="After training, drop the cross-attention residual unless the held-out MOM loss "
-        "beats its chance level (ln 2), i.e. unless matching generalises to unseen cells.",
-    ),
-    click.option(
-        "--patience",
-        type=click.IntRange(1),
-        default=T.patience,
-        show_default=True,
-        help="Early stopping: epochs without validation improvement.",
-    ),
-    click.option(
-        "--validation-fraction",
-        type=click.FloatRange(0, 0.5, max_open=True),
-        default=T.validation_fraction,
-        show_default=True,
-        help="Held-out cells for early stopping.",
-    ),
-    click.option("--seed", type=int, default=T.seed, show_default=True),
-    click.option(
-        "--device", default=T.device, show_default=True, help="auto, cpu, cuda or cuda:N."
-    ),
-    click.option(
-        "--precision",
-        type=click.Choice(["auto", "32", "bf16", "16"]),
-        default=T.precision,
-        show_default=True,
-        help="auto = bf16 mixed precision on CUDA, float32 on CPU.",
-    ),
+_RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option(
         "--threads",
         type=click.IntRange(1),
@@ -225,20 +47,13 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
 
 def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """All model and training options (shared by ``train`` and ``run``)."""
-    for option in reversed(_OPTIONS):
+    for option in reversed(_RUN_OPTIONS):
         func = option(func)
-    return func
+    return config_options(ModelConfig, TrainConfig)(func)
 
 
 def configs_from_options(options: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    model_fields = set(ModelConfig.__dataclass_fields__)
-    train_fields = set(TrainConfig.__dataclass_fields__)
-    try:
-        model = ModelConfig(**{k: v for k, v in options.items() if k in model_fields})
-        train = TrainConfig(**{k: v for k, v in options.items() if k in train_fields})
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    return model, train
+    return config_from(ModelConfig, options), config_from(TrainConfig, options)
 
 
 def run_training(
