@@ -60,7 +60,9 @@ def test_train_writes_every_output(snare_run):
     assert "best validation loss" in result.stderr
     table = pd.read_parquet(out / "snare.embeddings.parquet")
     # joint = the two cross-attended streams side by side: 2 x latent_dim columns
-    assert list(table.columns) == ["barcode", "sample"] + [f"sci2cl_{i}" for i in range(16)]
+    assert list(table.columns) == ["barcode", "sample", "sci2cl_leiden"] + [
+        f"sci2cl_{i}" for i in range(16)
+    ]
     assert len(table) == 1500 and table["barcode"].is_unique and set(table["sample"]) == {"snare"}
     assert all(table[f"sci2cl_{i}"].dtype == np.float32 for i in range(16))
     meta = pq.read_schema(out / "snare.embeddings.parquet").metadata
@@ -77,7 +79,7 @@ def test_train_writes_every_output(snare_run):
     assert mdata.obsm["X_sci2cl"].shape == (1500, 16)
     for key in ("X_sci2cl_rna", "X_sci2cl_atac"):
         assert mdata.obsm[key].shape == (1500, 8)
-    np.testing.assert_array_equal(mdata.obsm["X_sci2cl"], table.iloc[:, 2:].to_numpy())
+    np.testing.assert_array_equal(mdata.obsm["X_sci2cl"], table.iloc[:, 3:].to_numpy())
     assert "sci2cl_selected" in mdata["atac"].var
     prepared = md.read_h5mu(out / "snare.prepared.h5mu")
     assert float(mdata["rna"].X.sum()) == float(prepared["rna"].X.sum()), "raw counts kept"
@@ -103,7 +105,7 @@ def test_embed_reproduces_training_embeddings(snare_run):
         a = pd.read_parquet(out / "snare.embeddings.parquet")
         b = pd.read_parquet(out / "again.embeddings.parquet")
         assert a["barcode"].tolist() == b["barcode"].tolist()
-        np.testing.assert_allclose(a.iloc[:, 2:], b.iloc[:, 2:], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.iloc[:, 3:], b.iloc[:, 3:], rtol=1e-4, atol=1e-5)
 
 
 def test_embed_with_missing_features_warns_and_no_overlap_fails(snare_run, tmp_path):

@@ -229,7 +229,7 @@ def test_staged_outputs_leaves_nothing_on_error(tmp_path):
 
 def test_staged_outputs_requires_every_output(tmp_path):
     finals = {"a": tmp_path / "x.txt", "b": tmp_path / "y.txt"}
-    with pytest.raises(FileNotFoundError, match="y.txt"), staged_outputs(finals) as temps:
+    with pytest.raises(RuntimeError, match="y.txt"), staged_outputs(finals) as temps:
         temps["a"].write_text("only one")
     assert _listing(tmp_path) == []
 

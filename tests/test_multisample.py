@@ -302,7 +302,7 @@ def test_cli_joint_train_embed_query_and_evaluate(tmp_path):
         tmp_path / "query",
     )
     query = pd.read_parquet(tmp_path / "query.embeddings.parquet")
-    assert len(query) > 1000 and np.isfinite(query.iloc[:, 2:].to_numpy()).all()
+    assert len(query) > 1000 and np.isfinite(query.iloc[:, 3:].to_numpy()).all()
 
     invoke(
         "evaluate",

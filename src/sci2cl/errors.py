@@ -1,4 +1,4 @@
-"""Errors that the CLI turns into a one-line message and a non-zero exit code."""
+"""Errors and warnings that the CLI turns into one line (errors also into exit code 2)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 class Sci2clError(Exception):
-    """Base class for user-facing errors (bad input, bad options)."""
+    """Base class for user-facing errors (bad input, bad options, unwritable outputs)."""
 
 
 class InputError(Sci2clError):
@@ -16,3 +16,13 @@ class InputError(Sci2clError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class Sci2clWarning(UserWarning):
+    """Something the user should know that does not stop the run (dropped cells, absent
+    features, a figure that could not be drawn)."""
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty), cut at 200 chars."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

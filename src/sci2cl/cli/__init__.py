@@ -1,19 +1,91 @@
-"""Command-line interface: a thin click layer over the library."""
+"""Command-line interface: a thin click layer over the library, with one error boundary.
+
+Exit codes: 0 success; 1 internal error (one line, traceback written to a log file whose path
+is printed); 2 bad input, bad options or an unwritable output location; 3 out of memory.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
 
 import click
 import mudata
 
 from sci2cl import __version__
+from sci2cl.errors import Sci2clError, Sci2clWarning, one_line
 
 mudata.set_options(pull_on_update=False)
 
+EXIT_INTERNAL, EXIT_INPUT, EXIT_MEMORY = 1, 2, 3
+MEMORY_HINT = "try a lower --batch-size, or --device cpu"
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Boundary(click.Group):
+    """Runs a command; any failure ends in one line on stderr and a documented exit code, and
+    the library's warnings (:class:`Sci2clWarning`) in one line each."""
+
+    def invoke(self, ctx: click.Context):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", Sci2clWarning)
+            show = warnings.showwarning
+
+            def one_line_warning(message, category, *args, **kwargs) -> None:
+                if not issubclass(category, Sci2clWarning):
+                    return show(message, category, *args, **kwargs)
+                click.echo(f"sci2cl: warning: {message}", err=True)
+
+            warnings.showwarning = one_line_warning
+            try:
+                return super().invoke(ctx)
+            except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except Exception as err:  # noqa: BLE001 - the one place every failure is reported
+                code, message = _failure(err)
+                click.echo(message, err=True)
+                ctx.exit(code)
+
+
+def _failure(err: Exception) -> tuple[int, str]:
+    notes = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
+    if isinstance(err, Sci2clError):
+        return EXIT_INPUT, f"sci2cl: error: {one_line(err)}{notes}"
+    if isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    ):
+        return EXIT_MEMORY, f"sci2cl: error: out of memory ({one_line(err)}){notes}; {MEMORY_HINT}"
+    log = _write_log(err)
+    what = f"{type(err).__name__}: {one_line(err)}"
+    return EXIT_INTERNAL, f"sci2cl: internal error: {what}{notes}; traceback in {log}"
+
+
+def _write_log(err: Exception) -> str:
+    """Write the traceback to ``sci2cl-error-<time>-<pid>.log`` (working folder, else temp)."""
+    name = f"sci2cl-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    text = f"sci2cl {__version__}: {' '.join(sys.argv)}\n" + "".join(
+        traceback.format_exception(err)
+    )
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            (folder / name).write_text(text)
+        except OSError:
+            continue
+        return str(folder / name)
+    return "(no writable folder for the log)"
+
+
+@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sci2cl")
 def main() -> None:
-    """scI2CL joint embeddings from paired scRNA + scATAC (10x Multiome) data."""
+    """scI2CL joint embeddings from paired scRNA + scATAC (10x Multiome) data.
+
+    Exit codes: 1 internal error (traceback in the log file named), 2 bad input or options,
+    3 out of memory."""
 
 
 def _register() -> None:

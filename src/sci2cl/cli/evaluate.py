@@ -7,10 +7,16 @@ from pathlib import Path
 
 import click
 
-from sci2cl.cli.common import info, user_errors
-from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
+from sci2cl.cli.common import info
+from sci2cl.evaluate import (
+    EvaluationConfig,
+    evaluate_embedding,
+    match_batches,
+    match_labels,
+    read_label_table,
+)
 from sci2cl.io import staged_outputs
-from sci2cl.labels import match_batches, match_labels, read_embedding, read_label_table
+from sci2cl.outputs import check_writable, read_embeddings
 
 
 @click.command("evaluate")
@@ -51,7 +57,6 @@ from sci2cl.labels import match_batches, match_labels, read_embedding, read_labe
     show_default=True,
     help="Also run the scI2CL paper protocol (2-D UMAP then KMeans, 5 seeds).",
 )
-@user_errors
 def command(
     input_path: Path,
     labels_csv: Path,
@@ -64,7 +69,8 @@ def command(
     paper_protocol: bool,
 ) -> None:
     """Score an embedding against reference labels (labels are never used in training)."""
-    identity, embedding = read_embedding(input_path, obsm_key)
+    check_writable([output])
+    identity, embedding = read_embeddings(input_path, obsm_key)
     table = read_label_table(labels_csv)
     rows, labels = match_labels(identity, table, label_column, tuple(exclude), labels_csv)
     batches = (

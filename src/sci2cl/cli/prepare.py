@@ -7,20 +7,16 @@ from typing import Any
 
 import click
 
-from sci2cl.cli.common import info, user_errors
+from sci2cl.cli.common import info
 from sci2cl.cli.options import config_from, config_options
-from sci2cl.errors import Sci2clError
 from sci2cl.io import default_sample_name, read_multiome, staged_outputs, write_h5mu
+from sci2cl.outputs import check_writable, estimated_bytes
 from sci2cl.preprocess import PrepareConfig, prepare
 
 PREPARED_SUFFIX = ".prepared.h5mu"
 
 
-def prepared_path(prefix: str | Path) -> Path:
-    """Where ``sci2cl prepare --output-prefix prefix`` writes its MuData."""
-    return Path(f"{prefix}{PREPARED_SUFFIX}")
-
-
+@click.command("prepare")
 @click.option(
     "--input",
     "input_path",
@@ -35,23 +31,17 @@ def prepared_path(prefix: str | Path) -> Path:
 )
 @click.option("--sample", default=None, help="Sample name (default: derived from --input).")
 @config_options(PrepareConfig)
-@user_errors
-def _prepare(input_path: Path, output_prefix: str, sample: str | None, **options: Any) -> None:
+def command(input_path: Path, output_prefix: str, sample: str | None, **options: Any) -> None:
     """QC cells and features of one multiome sample and mark the features to model."""
     config = config_from(PrepareConfig, options)
-    sample = sample or default_sample_name(input_path)
+    final = Path(f"{output_prefix}{PREPARED_SUFFIX}")
+    check_writable([final])
     mdata = read_multiome(input_path)
-    prepared, report = prepare(mdata, config, sample)
+    prepared, report = prepare(mdata, config, sample or default_sample_name(input_path))
     info(f"read {mdata.uns['files']['input']}")
     for line in report.summary_lines():
         info(line)
-    final = prepared_path(output_prefix)
-    try:
-        with staged_outputs({"h5mu": final}) as temps:
-            write_h5mu(prepared, temps["h5mu"])
-    except OSError as err:
-        raise Sci2clError(f"{final}: cannot write output ({err.strerror or err})") from err
+    check_writable([final], estimated_bytes(prepared))
+    with staged_outputs({"h5mu": final}) as temps:
+        write_h5mu(prepared, temps["h5mu"])
     info(f"wrote {final}")
-
-
-command = click.command("prepare")(_prepare)

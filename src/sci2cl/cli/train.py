@@ -1,20 +1,22 @@
-"""``sci2cl train``: prepared h5mu in; embeddings parquet, h5mu, model, history, figures out."""
+"""``sci2cl train``: prepared h5mu in; model, embeddings parquet, h5mu, history, figures out."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sci2cl.cli.common import EpochProgress, info, set_threads, user_errors
+from sci2cl.api import SCI2CL, training_summary
+from sci2cl.cli.common import EpochProgress, info, set_threads
 from sci2cl.cli.options import config_from, config_options
 from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
 from sci2cl.model import ModelConfig
-from sci2cl.outputs import TRAIN_OUTPUTS, write_training_outputs
-from sci2cl.samples import combine_samples
+from sci2cl.outputs import check_writable, estimated_bytes, output_paths
+from sci2cl.preprocess import SELECTED
 from sci2cl.train import TrainConfig
 
 _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
@@ -52,59 +54,49 @@ def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return config_options(ModelConfig, TrainConfig)(func)
 
 
-def configs_from_options(options: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    return config_from(ModelConfig, options), config_from(TrainConfig, options)
+def check_before_work(output_prefix: str, options: Mapping[str, Any]) -> TrainConfig:
+    """Fail on bad options or unwritable outputs before any input is read; the config."""
+    config_from(ModelConfig, options)
+    paths = output_paths(output_prefix, figures=options["figures"]).values()
+    check_writable([*paths, *([options["checkpoint"]] if options["checkpoint"] else [])])
+    return config_from(TrainConfig, options)
 
 
-def run_training(
-    prepared: list,
-    output_prefix: str,
-    options: Mapping[str, Any],
-    fragments: list[Path] | None = None,
-    genes: str = "union",
-) -> None:
-    """Train on prepared MuData objects and write every output (used by train and run)."""
-    model_config, train_config = configs_from_options(options)
-    set_threads(options.get("threads"))
-    mdata = combine_samples(prepared, fragments, genes)
+def train_and_write(model: SCI2CL, output_prefix: str, options: Mapping[str, Any]) -> None:
+    """Train ``model`` and write every output (used by train and run)."""
+    mdata = model.mdata
     combined = mdata.uns.get("sci2cl", {}).get("combine")
     if combined:
         how = "recounted from fragments" if combined["recounted_from_fragments"] else "summed"
         info(
-            f"combined {len(prepared)} samples: {combined['n_genes']} genes ({combined['genes']}, "
-            f"{combined['n_genes_in_all_samples']} in all); "
+            f"combined {len(combined['samples'])} samples: {combined['n_genes']} genes "
+            f"({combined['genes']}, {combined['n_genes_in_all_samples']} in all); "
             f"{combined['n_peaks_merged']} merged peaks from "
             f"{'+'.join(map(str, combined['n_peaks_per_sample']))} ({how})"
         )
-    info(
-        f"training on {mdata.n_obs} cells from {len(prepared)} sample(s); "
-        f"device={train_config.device}"
-    )
+    paths = output_paths(output_prefix, figures=options["figures"]).values()
+    check_writable(paths, estimated_bytes(mdata, model.config))
+    train_config = config_from(TrainConfig, options)
+    set_threads(options["threads"])
+    samples = mdata.obs["sample"].nunique() if "sample" in mdata.obs else 1
+    info(f"training on {mdata.n_obs} cells from {samples} sample(s); device={train_config.device}")
     progress = EpochProgress(train_config.max_epochs)
     try:
-        summary = write_training_outputs(
-            mdata,
-            output_prefix,
-            model_config,
-            train_config,
-            on_epoch=progress,
-            checkpoint=options.get("checkpoint"),
-            resume=bool(options.get("resume")),
-            figures=bool(options.get("figures", True)),
-        )
+        result = model.train(train_config, progress, options["checkpoint"], options["resume"])
     finally:
         progress.close()
-    info(str(summary))
+    written = model.write(output_prefix, figures=options["figures"])
+    info(f"{training_summary(result, mdata.n_obs)}; wrote {len(written)} files")
 
 
 def read_prepared(path: Path):
     mdata = read_multiome(path)
-    for mod in ("rna", "atac"):
-        if "sci2cl_selected" not in mdata[mod].var:
-            raise InputError(path, "not a prepared h5mu (no selected features); run sci2cl prepare")
+    if any(SELECTED not in mdata[m].var for m in ("rna", "atac")):
+        raise InputError(path, "not a prepared h5mu (no selected features); run sci2cl prepare")
     return mdata
 
 
+@click.command("train")
 @click.option(
     "--input",
     "inputs",
@@ -129,26 +121,27 @@ def read_prepared(path: Path):
 @click.option(
     "--output-prefix",
     required=True,
-    help=f"Output path prefix; writes PREFIX{{{','.join(TRAIN_OUTPUTS)}}}.",
+    help="Output path prefix; writes PREFIX.{model.pt,embeddings.parquet,h5mu,history.csv} "
+    "and the figures.",
 )
 @train_options
-@user_errors
-def _train(
+def command(
     inputs: tuple[Path, ...],
     genes: str,
     fragments: tuple[Path, ...],
     output_prefix: str,
     **options: Any,
 ) -> None:
-    """Train scI2CL on prepared sample(s) and write embeddings, h5mu, model and history.
+    """Train scI2CL on prepared sample(s) and write model, embeddings, h5mu and history.
 
     Several samples are trained into one space: genes of any (or all) samples, peaks merged
     across samples (see docs/usage.md), the sample as a decoder covariate."""
+    check_before_work(output_prefix, options)
     for path in fragments:
-        if not path.exists():
-            raise InputError(path, "no such file")
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise InputError(path, "no such file" if not path.exists() else "not a readable file")
     prepared = [read_prepared(p) for p in inputs]
-    run_training(prepared, output_prefix, options, list(fragments) or None, genes)
-
-
-command = click.command("train")(_train)
+    model = SCI2CL.setup(
+        prepared, genes=genes, fragments=fragments or None, config=config_from(ModelConfig, options)
+    )
+    train_and_write(model, output_prefix, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sci2cl.errors import Sci2clError, one_line
+
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
+
 
 def temp_name(final: Path) -> Path:
     """Hidden sibling of ``final`` used while it is being written."""
@@ -28,24 +33,46 @@ def staged_outputs(finals: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
     """Yield temporary paths for ``finals``; rename all on success, delete all on error.
 
     Temporaries live next to their final names (same file system, so renames are atomic).
-    Missing parent folders are created and removed again on failure when left empty.
+    Missing parent folders are created and removed again on failure when left empty. A failure
+    caused by the output location (full disk, permissions, a file where a folder should be)
+    becomes a :class:`Sci2clError` naming the outputs.
     """
     finals = {key: Path(path) for key, path in finals.items()}
-    created = _make_parents(finals.values())
+    names = ", ".join(map(str, finals.values()))
+    try:
+        created = _make_parents(finals.values())
+    except OSError as err:
+        raise Sci2clError(f"{names}: cannot write output ({_problem(err, None)})") from err
     temps = {key: temp_name(path) for key, path in finals.items()}
     try:
         yield dict(temps)
         missing = [str(finals[k]) for k, t in temps.items() if not t.exists()]
         if missing:
-            raise FileNotFoundError(f"outputs were not written: {', '.join(missing)}")
-    except BaseException:
+            raise RuntimeError(f"outputs were not written: {', '.join(missing)}")
+    except BaseException as err:
+        folder = next(iter(finals.values())).parent
+        problem = _problem(err, folder) if isinstance(err, Exception) else None  # disk still full
         for temp in temps.values():
             _remove(temp)
         for folder in reversed(created):
             _remove_if_empty(folder)
-        raise
+        if problem is None:
+            raise
+        raise Sci2clError(f"{names}: cannot write output ({problem})") from err
     for key, temp in temps.items():
         os.replace(temp, finals[key])
+
+
+def _problem(err: BaseException, folder: Path | None) -> str | None:
+    """Why writing failed when the output location is the cause (a full disk, whatever the
+    writer raised; an OS error); None for anything else."""
+    if folder is not None:
+        with suppress(OSError):
+            if shutil.disk_usage(folder).free < FULL_DISK_BYTES:
+                return os.strerror(errno.ENOSPC)
+    if isinstance(err, OSError):
+        return err.strerror or one_line(err)
+    return None
 
 
 def _make_parents(paths: Iterable[Path]) -> list[Path]:
