@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,16 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata.utils import make_index_unique
 
-from sci2cl.errors import InputError
-from sci2cl.io.tenx import GENE_EXPRESSION, TenxMatrix, is_mex_folder, read_tenx_h5, read_tenx_mex
+from sci2cl.errors import InputError, Sci2clWarning, one_line
+from sci2cl.io.tenx import (
+    GENE_EXPRESSION,
+    GZIP_ERRORS,
+    TenxMatrix,
+    check_sparse_group,
+    is_mex_folder,
+    read_tenx_h5,
+    read_tenx_mex,
+)
 
 #: Modality name -> 10x feature type.
 MODALITY_FEATURE_TYPES = {"rna": GENE_EXPRESSION, "atac": "Peaks"}
@@ -35,8 +42,6 @@ METRICS_CSV = "per_barcode_metrics.csv"
 FRAGMENT_NAMES = ("atac_fragments.tsv.gz", "fragments.tsv.gz")
 MAX_SEARCH_DEPTH = 6
 _PEAK_PATTERN = re.compile(r"^(?P<chrom>[^:_\s]+)[:_-](?P<start>\d+)[-_](?P<end>\d+)$")
-# Errors that libraries raise on corrupt, truncated or malformed files.
-_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,7 @@ def read_multiome(path: str | Path) -> mudata.MuData:
     if not path.exists():
         raise InputError(path, "no such file or directory")
     source = _locate(path)
-    reader = _READERS[source.kind]
-    try:
-        mdata = reader(source.path)
-    except InputError:
-        raise
-    except _READ_ERRORS as err:
-        raise InputError(source.path, f"cannot read file: {_one_line(err)}") from err
+    mdata = _READERS[source.kind](source.path)
     mdata.uns["files"] = {**mdata.uns.get("files", {}), "input": os.path.abspath(source.path)}
     if source.extras_dir is not None:
         _attach_arc_extras(mdata, source.extras_dir)
@@ -111,12 +110,6 @@ def validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> N
         )
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    message = text[0] if text else type(err).__name__
-    return message[:200]
-
-
 # --- locating the matrix -------------------------------------------------------------------
 
 
@@ -142,8 +135,8 @@ def _classify_file(path: Path) -> _Source:
     try:
         with h5py.File(path, "r") as handle:
             keys = set(handle.keys())
-    except _READ_ERRORS as err:
-        raise InputError(path, f"unreadable HDF5 file: {_one_line(err)}") from err
+    except OSError as err:  # h5py: truncated or corrupt
+        raise InputError(path, f"unreadable HDF5 file: {one_line(err)}") from err
     if "mod" in keys:
         return _Source("h5mu", path)
     if "matrix" in keys:
@@ -244,9 +237,14 @@ def _split_modalities(matrix: TenxMatrix, path: Path) -> mudata.MuData:
 
 
 def _read_h5mu(path: Path) -> mudata.MuData:
-    with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The HDF5 file was not created by muon", UserWarning)
-        source = mudata.read_h5mu(path)
+    try:
+        _check_h5mu_counts(path)
+        with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
+            # not written by muon, names not unique, ...: what matters is checked below
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"(mu|ann)data\.")
+            source = mudata.read_h5mu(path)
+    except (OSError, ValueError) as err:  # h5py, anndata and scipy on corrupt or odd content
+        raise InputError(path, f"cannot read h5mu file: {one_line(err)}") from err
     missing = [mod for mod in MODALITY_FEATURE_TYPES if mod not in source.mod]
     if missing:
         found = ", ".join(source.mod) or "none"
@@ -264,6 +262,14 @@ def _read_h5mu(path: Path) -> mudata.MuData:
             path,
             f"no shared barcodes between 'rna' ({rna.n_obs} cells) and 'atac' ({atac.n_obs} cells)",
         )
+    if len(shared) < max(rna.n_obs, atac.n_obs):
+        warnings.warn(
+            f"{path}: {len(shared)} cells have both modalities and are kept; dropped "
+            f"{rna.n_obs - len(shared)} of {rna.n_obs} 'rna' and {atac.n_obs - len(shared)} of "
+            f"{atac.n_obs} 'atac' cells without the other",
+            Sci2clWarning,
+            stacklevel=2,
+        )
     mods = {}
     for mod, adata in (("rna", rna), ("atac", atac)):
         rows = adata.obs_names.get_indexer(shared)
@@ -280,6 +286,22 @@ def _read_h5mu(path: Path) -> mudata.MuData:
         mdata.obs[column] = extra_obs[column].to_numpy()
     mdata.uns.update(source.uns)
     return mdata
+
+
+def _check_h5mu_counts(path: Path) -> None:
+    """InputError unless the counts of each modality (``layers/counts``, else ``X``) are
+    numbers, stored densely or as a sparse matrix with integer indices."""
+    with h5py.File(path, "r") as handle:
+        for mod in MODALITY_FEATURE_TYPES:
+            adata = handle.get(f"mod/{mod}")
+            if not isinstance(adata, h5py.Group):
+                continue  # reported with the modalities found, once read
+            where = "layers/counts" if "counts" in adata.get("layers", {}) else "X"
+            item = adata.get(where)
+            if isinstance(item, h5py.Group):
+                check_sparse_group(item, path, f"mod/{mod}/{where}")
+            elif isinstance(item, h5py.Dataset) and item.dtype.kind not in "biuf":
+                raise InputError(path, f"mod/{mod}/{where} holds {item.dtype}; expected numbers")
 
 
 def _h5mu_var(var: pd.DataFrame, mod: str) -> pd.DataFrame:
@@ -342,8 +364,8 @@ def _attach_arc_extras(mdata: mudata.MuData, folder: Path) -> None:
     if metrics.is_file():
         try:
             table = pd.read_csv(metrics, index_col="barcode")
-        except _READ_ERRORS as err:
-            raise InputError(metrics, f"cannot read per-barcode metrics: {_one_line(err)}") from err
+        except GZIP_ERRORS as err:  # pandas: ParserError, no barcode column (ValueError)
+            raise InputError(metrics, f"cannot read per-barcode metrics: {one_line(err)}") from err
         table = table.add_prefix("arc_").reindex(mdata.obs_names)
         for column in table:
             mdata.obs[column] = table[column].to_numpy()

@@ -129,9 +129,3 @@ def write_parquet(df: pd.DataFrame, path: Path, metadata: Mapping[str, Any]) -> 
     merged = dict(table.schema.metadata or {})
     merged.update({k.encode(): v.encode() for k, v in encoded.items()})
     pq.write_table(table.replace_schema_metadata(merged), str(path), compression="zstd")
-
-
-def read_parquet_metadata(path: Path) -> dict[str, str]:
-    """Key/value metadata of a Parquet file (without pandas' own ``pandas`` entry)."""
-    raw = pq.read_schema(str(path)).metadata or {}
-    return {k.decode(): v.decode() for k, v in raw.items() if k != b"pandas"}
