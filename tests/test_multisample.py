@@ -322,8 +322,9 @@ def test_cli_joint_train_embed_query_and_evaluate(tmp_path):
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_batches"] == 2 and metrics["batch_column"] == "sample"
-    for key in ("batch_entropy", "ilisi_scaled", "graph_connectivity"):
-        assert 0.0 <= metrics[key] <= 1.0, key
+    # the libraries are halves of one experiment: the joint space mixes them (two separated
+    # samples score ~0 on both, see test_batch_metrics_mixed_vs_separated)
+    assert metrics["batch_entropy"] > 0.8 and metrics["ilisi_scaled"] > 0.7, metrics
 
 
 def test_cli_fragments_must_match_inputs(tmp_path):

@@ -26,7 +26,7 @@ from sci2cl.align import SELECTED, aligned_counts, query_counts, selected_featur
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel, embed
 from sci2cl.errors import InputError, Sci2clError, Sci2clWarning, one_line
-from sci2cl.io import default_sample_name, staged_outputs
+from sci2cl.io import default_sample_name, multiome_from_mudata, staged_outputs
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.preprocess import PrepareConfig, PrepareReport
@@ -85,7 +85,8 @@ class SCI2CL:
             if _is_prepared(one):
                 prepared.append(one)
                 continue
-            one, report = preprocess.prepare(one, prepare or PrepareConfig(), name or _name(one))
+            cells = multiome_from_mudata(one, _origin(one))
+            one, report = preprocess.prepare(cells, prepare or PrepareConfig(), name or _name(one))
             prepared.append(one)
             reports.append(report)
         paths = [Path(f) for f in fragments] if fragments else None
@@ -138,14 +139,15 @@ class SCI2CL:
         prepared input is used as is; genes are matched by name, peaks by name or genomic
         overlap; model features absent from the input count zero (with a warning)."""
         trained = self._model()
-        source = mdata.uns.get("files", {}).get("input", "query")
         if not _is_prepared(mdata):
-            config = _model_prepare_config(trained)
-            mdata, _ = preprocess.prepare(mdata, config, sample or _name(mdata))
+            cells = multiome_from_mudata(mdata, _origin(mdata))
+            mdata, _ = preprocess.prepare(
+                cells, _model_prepare_config(trained), sample or _name(mdata)
+            )
         try:
             counts, missing = query_counts(mdata, trained.features)
         except ValueError as err:
-            raise InputError(source, str(err)) from None
+            raise InputError(_origin(mdata), str(err)) from None
         for m, n in missing.items():
             if n:
                 total = len(trained.features[m])
@@ -234,6 +236,11 @@ class SCI2CL:
 
 def _is_prepared(mdata: MuData) -> bool:
     return all(SELECTED in mdata[m].var for m in MODALITIES)
+
+
+def _origin(mdata: MuData) -> str:
+    """The file ``mdata`` was read from, for messages."""
+    return str(mdata.uns.get("files", {}).get("input", "the MuData"))
 
 
 def _name(mdata: MuData) -> str:

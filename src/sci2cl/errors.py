@@ -23,6 +23,6 @@ class Sci2clWarning(UserWarning):
     features, a figure that could not be drawn)."""
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an exception's message (its type name when empty), cut at 200 chars."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+def one_line(err: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message (its type name when empty), cut at ``limit``."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]

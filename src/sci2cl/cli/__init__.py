@@ -54,7 +54,7 @@ class _Boundary(click.Group):
 def _failure(err: Exception) -> tuple[int, str]:
     notes = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
     if isinstance(err, Sci2clError):
-        return EXIT_INPUT, f"sci2cl: error: {one_line(err)}{notes}"
+        return EXIT_INPUT, f"sci2cl: error: {one_line(err, limit=None)}{notes}"
     if isinstance(err, MemoryError) or (
         isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
     ):

@@ -88,7 +88,7 @@ def assemble_multiome(rna: ad.AnnData, atac: ad.AnnData) -> mudata.MuData:
         return mudata.MuData({"rna": rna, "atac": atac})
 
 
-def validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> None:
+def _validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> None:
     """Raise InputError unless ``matrix`` holds non-empty, finite, non-negative integer counts."""
     n_cells, n_features = matrix.shape
     if n_cells == 0 or n_features == 0:
@@ -245,26 +245,33 @@ def _read_h5mu(path: Path) -> mudata.MuData:
             source = mudata.read_h5mu(path)
     except (OSError, ValueError) as err:  # h5py, anndata and scipy on corrupt or odd content
         raise InputError(path, f"cannot read h5mu file: {one_line(err)}") from err
+    return multiome_from_mudata(source, path)
+
+
+def multiome_from_mudata(source: mudata.MuData, origin: str | Path = "MuData") -> mudata.MuData:
+    """The cells of ``source`` that have both ``rna`` and ``atac`` (a warning says how many
+    lack one), raw counts (``layers['counts']``, else ``X``) validated into CSR ``X``, var
+    columns as the 10x readers give them; errors name ``origin``."""
     missing = [mod for mod in MODALITY_FEATURE_TYPES if mod not in source.mod]
     if missing:
         found = ", ".join(source.mod) or "none"
         raise InputError(
-            path,
-            f"only one modality: no {' and '.join(repr(m) for m in missing)}"
-            f" modality in .h5mu (found: {found})",
+            origin,
+            f"only one modality: no {' and '.join(repr(m) for m in missing)} modality"
+            f" (found: {found})",
         )
     rna, atac = source["rna"], source["atac"]
-    _check_unique_barcodes(rna.obs_names, path, "rna")
-    _check_unique_barcodes(atac.obs_names, path, "atac")
+    _check_unique_barcodes(rna.obs_names, origin, "rna")
+    _check_unique_barcodes(atac.obs_names, origin, "atac")
     shared = rna.obs_names[rna.obs_names.isin(atac.obs_names)]
     if shared.empty:
         raise InputError(
-            path,
+            origin,
             f"no shared barcodes between 'rna' ({rna.n_obs} cells) and 'atac' ({atac.n_obs} cells)",
         )
     if len(shared) < max(rna.n_obs, atac.n_obs):
         warnings.warn(
-            f"{path}: {len(shared)} cells have both modalities and are kept; dropped "
+            f"{origin}: {len(shared)} cells have both modalities and are kept; dropped "
             f"{rna.n_obs - len(shared)} of {rna.n_obs} 'rna' and {atac.n_obs - len(shared)} of "
             f"{atac.n_obs} 'atac' cells without the other",
             Sci2clWarning,
@@ -274,11 +281,12 @@ def _read_h5mu(path: Path) -> mudata.MuData:
     for mod, adata in (("rna", rna), ("atac", atac)):
         rows = adata.obs_names.get_indexer(shared)
         counts = adata.layers.get("counts", adata.X)
-        if counts is None:
-            raise InputError(path, f"empty matrix: {mod} has no X")
+        if counts is None or counts.dtype.kind not in "biuf":
+            found = "no X" if counts is None else f"{counts.dtype} values"
+            raise InputError(origin, f"{mod} counts must be numbers, found {found}")
         var = _h5mu_var(adata.var, mod)
         mods[mod] = _modality(
-            sp.csr_matrix(counts)[rows], adata.obs.iloc[rows].copy(), var, path, mod
+            sp.csr_matrix(counts)[rows], adata.obs.iloc[rows].copy(), var, origin, mod
         )
     mdata = assemble_multiome(mods["rna"], mods["atac"])
     extra_obs = source.obs.loc[shared, [c for c in source.obs if c not in mdata.obs]]
@@ -331,10 +339,10 @@ def _peak_intervals(names: np.ndarray | pd.Index) -> np.ndarray:
 
 
 def _modality(
-    counts: sp.spmatrix, obs: pd.DataFrame, var: pd.DataFrame, path: Path, mod: str
+    counts: sp.spmatrix, obs: pd.DataFrame, var: pd.DataFrame, path: str | Path, mod: str
 ) -> ad.AnnData:
     counts = sp.csr_matrix(counts)
-    validate_counts(counts, path, mod)
+    _validate_counts(counts, path, mod)
     counts = counts.astype(np.float32)
     counts.sort_indices()
     var.index = make_index_unique(pd.Index(var.index.astype(str)))
@@ -342,7 +350,7 @@ def _modality(
     return ad.AnnData(X=counts, obs=obs, var=var)
 
 
-def _check_unique_barcodes(barcodes: pd.Index, path: Path, where: str) -> None:
+def _check_unique_barcodes(barcodes: pd.Index, path: str | Path, where: str) -> None:
     if barcodes.has_duplicates:
         example = barcodes[barcodes.duplicated()][0]
         raise InputError(path, f"duplicate barcodes in {where} (e.g. {example})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -12,14 +13,17 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import mudata
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mudata._core.io import _write_h5mu  # writes into an open h5py.File
 
 from sci2cl.errors import Sci2clError, one_line
 
+MUDATA_HEADER = "MuData (format-version={};creator=muon;creator-version={})"
 FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 
 
@@ -38,7 +42,7 @@ def staged_outputs(finals: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
     becomes a :class:`Sci2clError` naming the outputs.
     """
     finals = {key: Path(path) for key, path in finals.items()}
-    names = ", ".join(map(str, finals.values()))
+    names = _shorthand([str(path) for path in finals.values()])
     try:
         created = _make_parents(finals.values())
     except OSError as err:
@@ -61,6 +65,15 @@ def staged_outputs(finals: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
         raise Sci2clError(f"{names}: cannot write output ({problem})") from err
     for key, temp in temps.items():
         os.replace(temp, finals[key])
+
+
+def _shorthand(names: list[str]) -> str:
+    """``out/x.{a,b}`` for ``out/x.a`` and ``out/x.b``; one name as is."""
+    stem = os.path.commonprefix(names)
+    stem = stem[: stem.rfind(".") + 1] if len(names) > 1 else ""
+    if not stem.rstrip("."):
+        return ", ".join(names)
+    return f"{stem}{{{','.join(name[len(stem) :] for name in names)}}}"
 
 
 def _problem(err: BaseException, folder: Path | None) -> str | None:
@@ -114,12 +127,23 @@ def plain(value: Any) -> Any:
 
 
 def write_h5mu(mdata: mudata.MuData, path: Path) -> None:
-    """Write ``mdata`` gzip-compressed; ``uns`` values are made serialisable in place."""
+    """Write ``mdata`` gzip-compressed; ``uns`` values are made serialisable in place.
+
+    The file is built in memory, then written with plain file I/O: HDF5 does not survive a
+    failed write (on a full disk it leaves open objects that crash the interpreter at exit),
+    Python's I/O just raises OSError.
+    """
     mdata.uns.update(plain(dict(mdata.uns)))
     for adata in mdata.mod.values():
         adata.uns.update(plain(dict(adata.uns)))
-    with mudata.set_options(pull_on_update=False):
-        mdata.write_h5mu(str(path), compression="gzip")
+    image = io.BytesIO()
+    with mudata.set_options(pull_on_update=False), h5py.File(image, "w", userblock_size=512) as f:
+        _write_h5mu(f, mdata, compression="gzip")
+    data = image.getbuffer()
+    header = MUDATA_HEADER.format(mudata.__mudataversion__, mudata.__version__).encode()
+    data[: len(header)] = header  # what mudata.write_h5mu puts in the user block
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def write_parquet(df: pd.DataFrame, path: Path, metadata: Mapping[str, Any]) -> None:
