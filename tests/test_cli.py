@@ -242,9 +242,10 @@ def test_run_on_arc_outs_folder_keeps_per_barcode_metrics(tmp_path):
     assert "sample pbmc_arc: 1000 cells -> 937" in result.stderr
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == sorted(f"pbmc{s}" for s in OUTPUTS[:4])
-    obs = md.read_h5mu(tmp_path / "out" / "pbmc.h5mu").obs
-    assert obs["arc_gex_umis_count"].tolist() == obs["rna:total_counts"].astype(int).tolist()
-    assert (obs["arc_is_cell"] == 1).all()
+    mdata = md.read_h5mu(tmp_path / "out" / "pbmc.h5mu")
+    umis = mdata["rna"].obs["total_counts"].astype(int).tolist()
+    assert mdata.obs["arc_gex_umis_count"].tolist() == umis and mdata.n_obs == 937
+    assert (mdata.obs["arc_is_cell"] == 1).all()
 
 
 @pytest.mark.parametrize("case", ["missing_path", "truncated_h5", "only_rna_h5", "nan"])

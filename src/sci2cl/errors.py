@@ -13,9 +13,7 @@ class InputError(Sci2clError):
     """A problem with one input file: the message names the file and what is wrong."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{path}: {problem}")
 
 
 class Sci2clWarning(UserWarning):

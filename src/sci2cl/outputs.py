@@ -48,23 +48,22 @@ def output_paths(prefix: str | Path, trained: bool = True, figures: bool = True)
 
 
 def check_writable(paths: Iterable[str | Path], needed_bytes: int = 0) -> None:
-    """Sci2clError unless every path can be written (its nearest existing folder is a
-    writable folder; the path itself is not a folder) with ``needed_bytes`` free there."""
+    """Sci2clError unless every path can be written: it is no folder, its nearest existing
+    folder is a writable folder with ``needed_bytes`` free."""
     for path in map(Path, paths):
-        folder = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-        if folder == path.absolute():
-            if path.is_dir():
-                raise Sci2clError(f"{path}: cannot write output (it is a folder)")
-            folder = folder.parent
-        if not folder.is_dir():
-            raise Sci2clError(f"{path}: cannot write output ({folder} is not a folder)")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise Sci2clError(f"{path}: cannot write output (no write permission in {folder})")
-        free = shutil.disk_usage(folder).free
-        if free < needed_bytes:
+        folder = next(p for p in path.absolute().parents if p.exists())
+        why = (
+            f"{path} is a folder" if path.is_dir()
+            else f"{folder} is not a folder" if not folder.is_dir()
+            else f"{folder} is not writable" if not os.access(folder, os.W_OK | os.X_OK)
+            else None
+        )  # fmt: skip
+        if why:
+            raise Sci2clError(f"{path}: cannot write output ({why})")
+        if (free := shutil.disk_usage(folder).free) < needed_bytes:
             raise Sci2clError(
-                f"{path}: not enough free space ({free / 1e6:.0f} MB free in {folder}, "
-                f"outputs need about {needed_bytes / 1e6:.0f} MB)"
+                f"{path}: not enough free space ({free / 1e6:.0f} MB free, outputs need about "
+                f"{needed_bytes / 1e6:.0f} MB)"
             )
 
 
@@ -93,19 +92,19 @@ def cell_identity(mdata: md.MuData) -> pd.DataFrame:
     )
 
 
-def leiden_and_umap(joint: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def leiden_and_umap(joint: np.ndarray, seed: int) -> tuple[pd.Categorical, np.ndarray]:
     """Leiden clusters (resolution 1) and a 2-D UMAP of the joint embedding's kNN graph."""
     import scanpy as sc
 
     n = joint.shape[0]
     if n < 3:  # no neighbourhood graph to speak of
-        return np.zeros(n, dtype=str), np.zeros((n, 2), np.float32)
+        return pd.Categorical(["0"] * n), np.zeros((n, 2), np.float32)
     adata = ad.AnnData(np.zeros((n, 0), np.float32))
     adata.obsm["X"] = joint
     sc.pp.neighbors(adata, n_neighbors=min(15, n - 1), use_rep="X", random_state=seed)
     sc.tl.leiden(adata, random_state=seed, flavor="igraph", n_iterations=2, directed=False)
     sc.tl.umap(adata, random_state=seed)
-    return adata.obs["leiden"].astype(str).to_numpy(), adata.obsm["X_umap"].astype(np.float32)
+    return adata.obs["leiden"].array, adata.obsm["X_umap"].astype(np.float32)
 
 
 def annotate(
@@ -118,8 +117,7 @@ def annotate(
     for key, obsm_key in OBSM_KEYS.items():
         out.obsm[obsm_key] = embeddings[key].astype(np.float32)
     seed = int(params.get("train", {}).get("seed", 0))
-    clusters, out.obsm[UMAP] = leiden_and_umap(embeddings["joint"], seed)
-    out.obs[LEIDEN] = pd.Categorical(clusters, sorted(set(clusters), key=_cluster_order))
+    out.obs[LEIDEN], out.obsm[UMAP] = leiden_and_umap(embeddings["joint"], seed)
     hist = pd.DataFrame.from_records(history)
     out.uns["sci2cl"] = {
         **dict(out.uns.get("sci2cl", {})),
@@ -128,10 +126,6 @@ def annotate(
         "history": {c: hist[c].to_numpy() for c in hist.columns},
     }
     return out
-
-
-def _cluster_order(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (1 << 30, name)
 
 
 def embedding_table(annotated: md.MuData) -> pd.DataFrame:
@@ -212,34 +206,15 @@ def plot_losses(history: pd.DataFrame, path: Path) -> None:
 
 
 def plot_umap(annotated: md.MuData, path: Path) -> None:
-    """The UMAP of the joint embedding twice: coloured by Leiden cluster and by sample."""
-    plt = _pyplot()
-    coords = np.asarray(annotated.obsm[UMAP])
-    groups = {"Leiden cluster": annotated.obs[LEIDEN], "sample": cell_identity(annotated)["sample"]}
-    size = max(1.0, 40000 / max(len(coords), 1) ** 1.2)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for ax, (title, values) in zip(axes, groups.items(), strict=True):
-        codes, names = pd.factorize(pd.Series(np.asarray(values, dtype=str)), sort=True)
-        if title == "Leiden cluster":
-            order = sorted(range(len(names)), key=lambda i: _cluster_order(names[i]))
-            codes = np.argsort(order)[codes]
-            names = [names[i] for i in order]
-        colours = plt.get_cmap("tab20")(np.arange(len(names)) % 20)
-        ax.scatter(coords[:, 0], coords[:, 1], s=size, c=colours[codes], linewidths=0)
-        if title == "Leiden cluster":
-            for i, name in enumerate(names):
-                x, y = np.median(coords[codes == i], axis=0)
-                ax.text(x, y, name, fontsize=8, ha="center", va="center", weight="bold")
-        else:
-            for i, name in enumerate(names):
-                ax.scatter([], [], s=20, color=colours[i], label=name)
-            ax.legend(fontsize=7, frameon=False, loc="best")
-        ax.set_title(f"sci2cl joint embedding (UMAP) by {title}", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    """The UMAP of the joint embedding, coloured by Leiden cluster and by sample."""
+    import scanpy as sc
+
+    obs = pd.DataFrame({"Leiden cluster": annotated.obs[LEIDEN].to_numpy()})
+    obs["sample"] = pd.Categorical(cell_identity(annotated)["sample"])
+    cells = ad.AnnData(obs=obs, obsm={UMAP: np.asarray(annotated.obsm[UMAP])})
+    fig = sc.pl.umap(cells, color=list(obs), return_fig=True, show=False, frameon=False)
+    fig.savefig(path, dpi=110, format="png", bbox_inches="tight")
+    _pyplot().close(fig)
 
 
 # --- reading back --------------------------------------------------------------------------

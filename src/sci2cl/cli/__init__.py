@@ -6,6 +6,7 @@ is printed); 2 bad input, bad options or an unwritable output location; 3 out of
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -24,23 +25,22 @@ mudata.set_options(pull_on_update=False)
 
 EXIT_INTERNAL, EXIT_INPUT, EXIT_MEMORY = 1, 2, 3
 MEMORY_HINT = "try a lower --batch-size, or --device cpu"
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # CUDA's and torch CPU's words
 
 
 class _Boundary(click.Group):
     """Runs a command; any failure ends in one line on stderr and a documented exit code, and
-    the library's warnings (:class:`Sci2clWarning`) in one line each."""
+    each library warning (:class:`Sci2clWarning`) in one line."""
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():
             warnings.simplefilter("always", Sci2clWarning)
             show = warnings.showwarning
-
-            def one_line_warning(message, category, *args, **kwargs) -> None:
-                if not issubclass(category, Sci2clWarning):
-                    return show(message, category, *args, **kwargs)
+            warnings.showwarning = lambda message, category, *args: (
                 click.echo(f"sci2cl: warning: {message}", err=True)
-
-            warnings.showwarning = one_line_warning
+                if issubclass(category, Sci2clWarning)
+                else show(message, category, *args)
+            )
             try:
                 return super().invoke(ctx)
             except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -55,31 +55,28 @@ def _failure(err: Exception) -> tuple[int, str]:
     notes = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
     if isinstance(err, Sci2clError):
         return EXIT_INPUT, f"sci2cl: error: {one_line(err, limit=None)}{notes}"
-    if isinstance(err, MemoryError) or (
-        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
-    ):
+    if isinstance(err, MemoryError) or any(s in str(err).lower() for s in OUT_OF_MEMORY):
         return EXIT_MEMORY, f"sci2cl: error: out of memory ({one_line(err)}){notes}; {MEMORY_HINT}"
-    log = _write_log(err)
-    what = f"{type(err).__name__}: {one_line(err)}"
-    return EXIT_INTERNAL, f"sci2cl: internal error: {what}{notes}; traceback in {log}"
+    what = f"{type(err).__name__}: {one_line(err)}{notes}"
+    return EXIT_INTERNAL, f"sci2cl: internal error: {what}; traceback in {_write_log(err)}"
 
 
 def _write_log(err: Exception) -> str:
     """Write the traceback to ``sci2cl-error-<time>-<pid>.log`` (working folder, else temp)."""
     name = f"sci2cl-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    text = f"sci2cl {__version__}: {' '.join(sys.argv)}\n" + "".join(
-        traceback.format_exception(err)
+    text = "".join(
+        [f"sci2cl {__version__}: {' '.join(sys.argv)}\n", *traceback.format_exception(err)]
     )
     for folder in (Path.cwd(), Path(tempfile.gettempdir())):
-        try:
+        with contextlib.suppress(OSError):
             (folder / name).write_text(text)
-        except OSError:
-            continue
-        return str(folder / name)
+            return str(folder / name)
     return "(no writable folder for the log)"
 
 
-@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"], "show_default": True}
+)
 @click.version_option(__version__, prog_name="sci2cl")
 def main() -> None:
     """scI2CL joint embeddings from paired scRNA + scATAC (10x Multiome) data.

@@ -31,8 +31,8 @@ from sci2cl.outputs import check_writable, output_paths
     "--output-prefix", required=True, help="Writes PREFIX.embeddings.parquet and PREFIX.h5mu."
 )
 @click.option("--sample", default=None, help="Sample name for raw input (default: from path).")
-@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1), default=1024)
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(1), default=None)
 def command(
     model_path: Path,

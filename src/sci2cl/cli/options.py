@@ -66,7 +66,7 @@ def _option(spec: Field, hint: Any) -> Callable[[Callable], Callable]:
         spec.name,
         type=kind,
         default=default,
-        show_default=True if default is not None else "off",
+        show_default="off" if default is None else None,
         help=meta["help"],
     )
 

@@ -20,30 +20,12 @@ from sci2cl.preprocess import SELECTED
 from sci2cl.train import TrainConfig
 
 _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
+    click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: all)."),
     click.option(
-        "--threads",
-        type=click.IntRange(1),
-        default=None,
-        help="CPU threads for torch (default: all available).",
+        "--checkpoint", type=click.Path(), help="Resumable checkpoint, written each epoch."
     ),
-    click.option(
-        "--checkpoint",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Write a resumable checkpoint here after every epoch.",
-    ),
-    click.option(
-        "--resume/--no-resume",
-        default=False,
-        show_default=True,
-        help="Resume from --checkpoint when it exists.",
-    ),
-    click.option(
-        "--figures/--no-figures",
-        default=True,
-        show_default=True,
-        help="Write UMAP and loss-curve PNGs.",
-    ),
+    click.option("--resume/--no-resume", help="Resume from --checkpoint when it exists."),
+    click.option("--figures/--no-figures", default=True, help="Write UMAP and loss PNGs."),
 ]
 
 
@@ -109,7 +91,6 @@ def read_prepared(path: Path):
     "--genes",
     type=click.Choice(["union", "common"]),
     default="union",
-    show_default=True,
     help="Several samples: genes of any sample (absent = uncovered there) or of all samples.",
 )
 @click.option(

@@ -25,7 +25,7 @@ from anndata.utils import make_index_unique
 from sci2cl.errors import InputError, Sci2clWarning, one_line
 from sci2cl.io.tenx import (
     GENE_EXPRESSION,
-    GZIP_ERRORS,
+    TEXT_FILE_ERRORS,
     TenxMatrix,
     check_sparse_group,
     is_mex_folder,
@@ -372,7 +372,7 @@ def _attach_arc_extras(mdata: mudata.MuData, folder: Path) -> None:
     if metrics.is_file():
         try:
             table = pd.read_csv(metrics, index_col="barcode")
-        except GZIP_ERRORS as err:  # pandas: ParserError, no barcode column (ValueError)
+        except TEXT_FILE_ERRORS as err:  # pandas: ParserError, no barcode column (ValueError)
             raise InputError(metrics, f"cannot read per-barcode metrics: {one_line(err)}") from err
         table = table.add_prefix("arc_").reindex(mdata.obs_names)
         for column in table:

@@ -24,8 +24,8 @@ SPARSE = ("data", "indices", "indptr")
 #: File names of a MEX folder, each possibly gzip-compressed.
 MEX_MATRIX, MEX_FEATURES, MEX_BARCODES = "matrix.mtx", "features.tsv", "barcodes.tsv"
 GENE_EXPRESSION = "Gene Expression"
-#: What reading a (gzip) text file raises when it is corrupt or truncated, or its text malformed.
-GZIP_ERRORS = (OSError, EOFError, zlib.error, ValueError)
+#: What reading a (gzip) text file raises when it is corrupt, truncated or malformed.
+TEXT_FILE_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _read_tsv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         return pd.DataFrame({0: pd.Series(dtype=str)})
-    except GZIP_ERRORS as err:  # also pandas' ParserError and UnicodeDecodeError (ValueError)
+    except TEXT_FILE_ERRORS as err:  # also pandas' ParserError and UnicodeDecodeError (ValueError)
         raise InputError(path, f"cannot read file: {one_line(err)}") from err
 
 
@@ -156,7 +156,7 @@ def read_tenx_mex(folder: Path) -> TenxMatrix:
     assert matrix is not None and features_path is not None and barcodes_path is not None
     try:
         counts = sp.csr_matrix(scipy.io.mmread(matrix).T)
-    except GZIP_ERRORS as err:  # scipy reports malformed Matrix Market text as ValueError
+    except TEXT_FILE_ERRORS as err:  # scipy reports malformed Matrix Market text as ValueError
         raise InputError(matrix, f"cannot read Matrix Market file: {one_line(err)}") from err
     barcodes = _read_tsv(barcodes_path)[0].to_numpy(dtype=str)
     raw = _read_tsv(features_path)
