@@ -7,6 +7,7 @@ is printed); 2 bad input, bad options or an unwritable output location; 3 out of
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from sci2cl.errors import Sci2clError, Sci2clWarning, one_line
 
 mudata.set_options(pull_on_update=False)
 
+COMMANDS = ("prepare", "train", "embed", "evaluate", "run")
 EXIT_INTERNAL, EXIT_INPUT, EXIT_MEMORY = 1, 2, 3
 MEMORY_HINT = "try a lower --batch-size, or --device cpu"
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # CUDA's and torch CPU's words
@@ -30,7 +32,14 @@ OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # CUDA's and torch C
 
 class _Boundary(click.Group):
     """Runs a command; any failure ends in one line on stderr and a documented exit code, and
-    each library warning (:class:`Sci2clWarning`) in one line."""
+    each library warning (:class:`Sci2clWarning`) in one line. A command's module (and what it
+    imports) loads only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return importlib.import_module(f"sci2cl.cli.{name}").command if name in COMMANDS else None
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():
@@ -83,13 +92,3 @@ def main() -> None:
 
     Exit codes: 1 internal error (traceback in the log file named), 2 bad input or options,
     3 out of memory."""
-
-
-def _register() -> None:
-    from sci2cl.cli import embed, evaluate, prepare, run, train
-
-    for module in (prepare, train, embed, evaluate, run):
-        main.add_command(module.command)
-
-
-_register()
