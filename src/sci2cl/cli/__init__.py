@@ -24,7 +24,7 @@ from sci2cl.errors import Sci2clError, Sci2clWarning, one_line
 
 mudata.set_options(pull_on_update=False)
 
-COMMANDS = ("prepare", "train", "embed", "evaluate", "run")
+COMMANDS = ("prepare", "train", "embed", "evaluate", "run", "multiqc")
 EXIT_INTERNAL, EXIT_INPUT, EXIT_MEMORY = 1, 2, 3
 MEMORY_HINT = "try a lower --batch-size, or --device cpu"
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory")  # CUDA's and torch CPU's words
