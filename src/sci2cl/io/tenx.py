@@ -59,9 +59,9 @@ def read_tenx_h5(path: Path) -> TenxMatrix:
         raise InputError(path, f"cannot read HDF5 file: {one_line(err)}") from err
     shape = arrays["shape"]
     if shape.shape != (2,) or shape.dtype.kind not in "iu":
-        raise InputError(path, f"matrix/shape must hold 2 integers, has {shape!r}")
+        raise InputError(path, f"matrix/shape must hold 2 integers, has {shape.tolist()}")
     n_features, n_cells = (int(v) for v in shape)
-    counts = sparse_counts(arrays, (n_cells, n_features), path)
+    counts = _sparse_counts(arrays, (n_cells, n_features), path)
     barcodes = _strings(arrays["barcodes"], path, "matrix/barcodes")
     table = {k: _strings(v, path, f"matrix/features/{k}") for k, v in table.items()}
     features = _feature_table(table, len(table["id"]))
@@ -80,7 +80,7 @@ def check_sparse_group(group: h5py.Group, path: Path, where: str) -> None:
             raise InputError(path, f"{where}/{key} holds {found}; expected {wanted}")
 
 
-def sparse_counts(arrays: dict[str, np.ndarray], shape: tuple[int, int], path: Path):
+def _sparse_counts(arrays: dict[str, np.ndarray], shape: tuple[int, int], path: Path):
     """Cells x features CSR from 10x's CSC arrays (features x cells), checked for consistency."""
     try:
         counts = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
