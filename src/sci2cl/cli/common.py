@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
+
+
+def input_option(help: str, dest: str = "input_path", **kwargs):
+    """The required ``--input PATH`` of a command."""
+    path = click.Path(path_type=Path)
+    return click.option("--input", dest, required=True, type=path, help=help, **kwargs)
 
 
 def info(message: str) -> None:

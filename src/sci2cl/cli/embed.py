@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sci2cl.api import SCI2CL
-from sci2cl.cli.common import info, set_threads
+from sci2cl.cli.common import info, input_option, set_threads
 from sci2cl.io import default_sample_name, read_multiome
 from sci2cl.outputs import check_writable, output_paths
 
@@ -20,13 +20,7 @@ from sci2cl.outputs import check_writable, output_paths
     type=click.Path(path_type=Path),
     help="A PREFIX.model.pt written by sci2cl train / run.",
 )
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Prepared h5mu, or raw input (ARC outs, .h5, MEX, .h5mu) to prepare alike.",
-)
+@input_option("Prepared h5mu, or raw input (ARC outs, .h5, MEX, .h5mu) to prepare alike.")
 @click.option(
     "--output-prefix", required=True, help="Writes PREFIX.embeddings.parquet and PREFIX.h5mu."
 )

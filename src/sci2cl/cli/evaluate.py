@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sci2cl.cli.common import info
+from sci2cl.cli.common import info, input_option
 from sci2cl.evaluate import (
     EvaluationConfig,
     evaluate_embedding,
@@ -24,13 +24,7 @@ SHOWN += ["batch_entropy", "ilisi", "graph_connectivity"]
 
 
 @click.command("evaluate")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="PREFIX.h5mu or PREFIX.embeddings.parquet.",
-)
+@input_option("PREFIX.h5mu or PREFIX.embeddings.parquet.")
 @click.option(
     "--labels",
     "labels_csv",

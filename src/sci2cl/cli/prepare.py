@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sci2cl.cli.common import info
+from sci2cl.cli.common import info, input_option
 from sci2cl.cli.options import config_from, config_options
 from sci2cl.io import default_sample_name, read_multiome, staged_outputs, write_h5mu
 from sci2cl.outputs import check_writable, estimated_bytes
@@ -17,13 +17,7 @@ PREPARED_SUFFIX = ".prepared.h5mu"
 
 
 @click.command("prepare")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Cell Ranger ARC outs/ folder, 10x .h5, MEX folder, .h5mu, or a folder holding one.",
-)
+@input_option("Cell Ranger ARC outs/ folder, 10x .h5, MEX folder, .h5mu, or a folder holding one.")
 @click.option(
     "--output-prefix",
     required=True,

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from sci2cl.api import SCI2CL
-from sci2cl.cli.common import info
+from sci2cl.cli.common import info, input_option
 from sci2cl.cli.options import config_from, config_options
 from sci2cl.cli.train import check_before_work, train_and_write, train_options
 from sci2cl.io import default_sample_name, read_multiome
@@ -17,13 +17,7 @@ from sci2cl.preprocess import PrepareConfig
 
 
 @click.command("run")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Cell Ranger ARC outs/ folder, 10x .h5, MEX folder or .h5mu.",
-)
+@input_option("Cell Ranger ARC outs/ folder, 10x .h5, MEX folder, .h5mu, or a folder holding one.")
 @click.option("--output-prefix", required=True, help="Output path prefix.")
 @click.option("--sample", default=None, help="Sample name (default: derived from --input).")
 @config_options(PrepareConfig)

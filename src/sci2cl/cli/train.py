@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from sci2cl.api import SCI2CL, training_summary
-from sci2cl.cli.common import EpochProgress, info, set_threads
+from sci2cl.cli.common import EpochProgress, info, input_option, set_threads
 from sci2cl.cli.options import config_from, config_options
 from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
@@ -79,13 +79,8 @@ def read_prepared(path: Path):
 
 
 @click.command("train")
-@click.option(
-    "--input",
-    "inputs",
-    required=True,
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Prepared h5mu (from sci2cl prepare); repeat for several samples.",
+@input_option(
+    "Prepared h5mu (from sci2cl prepare); repeat for several samples.", "inputs", multiple=True
 )
 @click.option(
     "--genes",
