@@ -7,9 +7,9 @@ import pytest
 import torch
 from helpers import SMALL_MODEL, SMALL_TRAIN
 
+from sci2cl.api import fit
 from sci2cl.data import MODALITIES
 from sci2cl.embed import TrainedModel, embed
-from sci2cl.fit import fit
 from sci2cl.preprocess import PrepareConfig, prepare
 
 
@@ -149,8 +149,8 @@ def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):
 def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared):
     from dataclasses import replace
 
+    from sci2cl.api import training_summary
     from sci2cl.model.inter import MATCHING_CHANCE
-    from sci2cl.outputs import TrainingSummary
 
     torch.set_num_threads(1)
     assert SMALL_TRAIN.fusion_check  # on by default
@@ -161,7 +161,7 @@ def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared)
     gate = float(model.module.fusion.cross.residual_gate)
     assert gate == (1.0 if result.fusion_residual_kept else 0.0)
     verdict = "kept" if result.fusion_residual_kept else "dropped"
-    assert f"cross-attention residual {verdict}" in str(TrainingSummary(result, data.n_cells, ()))
+    assert f"cross-attention residual {verdict}" in training_summary(result, data.n_cells)
     # the gate is part of the saved model, so a reloaded model embeds the same way
     reloaded = TrainedModel.from_payload(model.to_payload())
     assert float(reloaded.module.fusion.cross.residual_gate) == gate
@@ -176,6 +176,4 @@ def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared)
     kept, untested, _ = fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, validation_fraction=0))
     assert untested.fusion_untested and untested.fusion_residual_kept is None
     assert float(kept.module.fusion.cross.residual_gate) == 1.0
-    assert "fusion check skipped (no held-out cells)" in str(
-        TrainingSummary(untested, data.n_cells, ())
-    )
+    assert "fusion check skipped (no held-out cells)" in training_summary(untested, data.n_cells)
