@@ -74,6 +74,8 @@ class Sci2clModule(nn.Module):
             # counts at which the modality's latent is half signal (learnt from masked views)
             self.register_buffer(f"half_counts_{m}", torch.tensor(float(c.joint_half_counts)))
         self.register_buffer("reliability_updates", torch.tensor(0))
+        # set by the trainer: whether MOC/MOM gradients reach the encoders this epoch
+        self.inter_to_encoders = True
 
     def log_depth(self, batch: MultiomeBatch, modality: str) -> torch.Tensor:
         """Log library size of each cell, centred on the training mean library."""
@@ -185,6 +187,8 @@ class Sci2clModule(nn.Module):
                     z[m] = scale_gradient(z[m], share)
             else:
                 z = {m: z[m] if g in ("both", m) else z[m].detach() for m in MODALITIES}
+            if not self.inter_to_encoders:
+                z = {m: z[m].detach() for m in MODALITIES}
             depth = torch.stack([self.log_depth(batch, m) for m in MODALITIES], dim=-1)
             p = {
                 m: self.projections[m](torch.cat([z[m], depth[:, i : i + 1]], dim=-1))

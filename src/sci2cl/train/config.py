@@ -26,6 +26,9 @@ class TrainConfig:
     precision: str = knob(
         "auto", "auto: bf16 on CUDA, 32 on CPU.", choices=("auto", "32", "bf16", "16")
     )
+    release_encoders: bool = knob(
+        True, "Once held-out MOC stops improving, MOC/MOM no longer update the encoders."
+    )
     fusion_check: bool = knob(True, "Keep the cross-attention residual only if MOM generalises.")
 
     def __post_init__(self) -> None:

@@ -36,6 +36,8 @@ class FitResult:
     fusion_residual_kept: bool | None = None
     fusion_untested: bool = False  # MOM on but no held-out cells: the residual stays
     best_validation_mom: float = float("nan")
+    # epoch after which MOC/MOM stopped updating the encoders (0: never)
+    encoders_released_epoch: int = 0
 
 
 class Trainer:
@@ -73,6 +75,7 @@ class Trainer:
         warmup = cfg.effective_warmup
         for epoch in range(state.epoch, cfg.max_epochs):
             full = epoch >= warmup
+            module.inter_to_encoders = not state.released_epoch
             module.train()
             train_terms = self._run_epoch(module, data, train_rows, full, optimiser, scaler, rng)
             val_terms = self._validate(module, data, val_rows, full) if len(val_rows) else {}
@@ -81,6 +84,12 @@ class Trainer:
             record.update({f"val_{k}": v for k, v in val_terms.items()})
             state.history.append(record)
             monitored = val_terms.get("loss", train_terms["loss"])
+            if full and cfg.release_encoders and not state.released_epoch and "moc" in val_terms:
+                if val_terms["moc"] < state.best_moc - cfg.min_delta:
+                    state.best_moc = val_terms["moc"]
+                else:  # alignment stopped generalising: encoders leave MOC/MOM from now on
+                    state.released_epoch = epoch + 1
+                    state.best_loss, state.bad_epochs = float("inf"), 0
             if full or warmup == cfg.max_epochs:
                 if monitored < state.best_loss - cfg.min_delta:
                     state.best_loss, state.best_epoch, state.bad_epochs = monitored, epoch + 1, 0
@@ -109,6 +118,7 @@ class Trainer:
         result.best_epoch = state.best_epoch
         result.best_validation_loss = float(state.best_loss)
         result.epochs_run = state.epoch
+        result.encoders_released_epoch = state.released_epoch
         result.wall_time_s = time.perf_counter() - start
         return result
 
@@ -177,6 +187,8 @@ class _State:
     best_loss: float = float("inf")
     best_epoch: int = 0
     bad_epochs: int = 0
+    best_moc: float = float("inf")
+    released_epoch: int = 0
     best_state: dict | None = None
     history: list[dict] = field(default_factory=list)
 
