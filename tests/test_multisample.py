@@ -164,8 +164,9 @@ def test_batch_covariate_changes_reconstruction_not_encoding(libraries):
     n_features = {m: data.n_features(m) for m in ("rna", "atac")}
     torch.manual_seed(0)
     module = Sci2clModule(n_features, replace(SMALL_MODEL, n_samples=2)).eval()
-    batch = data.batch(np.arange(8))
-    flipped = data.batch(np.arange(8))
+    k = SMALL_MODEL.decoder_features_per_step
+    batch = data.batch(np.arange(8), k)
+    flipped = data.batch(np.arange(8), k)
     flipped.sample = 1 - flipped.sample
     with torch.no_grad():
         for a, b in zip(

@@ -9,6 +9,7 @@ import torch
 
 from sci2cl import __version__
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
+from sci2cl.loader import BatchLoader
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.train.device import resolve_device
 
@@ -85,8 +86,8 @@ def embed(
     target = resolve_device(device)
     module.eval().to(target)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("joint", *MODALITIES)}
-    for batch in data.batches(np.arange(data.n_cells), batch_size):
-        out = module.encode(batch.to(target))
+    for batch in BatchLoader(data, target, batch_size)(np.arange(data.n_cells)):
+        out = module.encode(batch)
         for key in parts:
             parts[key].append(out[key].float().cpu().numpy())
     return {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}

@@ -13,6 +13,7 @@ import torch
 
 from sci2cl.data import MultiomeDataset, train_validation_split
 from sci2cl.io import staged_outputs
+from sci2cl.loader import BatchLoader
 from sci2cl.model import Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.train.config import TrainConfig
@@ -71,17 +72,18 @@ class Trainer:
             state = _load_checkpoint(Path(resume), module, optimiser, rng)
         result = FitResult(device=str(self.device), history=state.history)
         warmup = cfg.effective_warmup
+        loader = BatchLoader(data, self.device, cfg.batch_size)
         for epoch in range(state.epoch, cfg.max_epochs):
             full = epoch >= warmup
             module.train()
-            train_terms = self._run_epoch(module, data, train_rows, full, optimiser, scaler, rng)
-            val_terms = self._validate(module, data, val_rows, full) if len(val_rows) else {}
+            train_terms = self._run_epoch(module, loader, train_rows, full, optimiser, scaler, rng)
+            val_terms = self._validate(module, loader, val_rows, full) if len(val_rows) else {}
             record = {"epoch": epoch + 1, "stage": "joint" if full else "warmup"}
             record.update({f"train_{k}": v for k, v in train_terms.items()})
             record.update({f"val_{k}": v for k, v in val_terms.items()})
             state.history.append(record)
             monitored = val_terms.get("loss", train_terms["loss"])
-            if full or warmup == cfg.max_epochs:
+            if full:
                 if monitored < state.best_loss - cfg.min_delta:
                     state.best_loss, state.best_epoch, state.bad_epochs = monitored, epoch + 1, 0
                     state.best_state = copy.deepcopy(module.state_dict())
@@ -103,8 +105,7 @@ class Trainer:
         module.eval()
         if cfg.fusion_check:
             self._check_fusion(module, state, result)
-        rows = np.arange(data.n_cells)
-        module.calibrate_joint(b.to(self.device) for b in data.batches(rows, cfg.batch_size))
+        module.calibrate_joint(loader(np.arange(data.n_cells)))
         result.history = state.history
         result.best_epoch = state.best_epoch
         result.best_validation_loss = float(state.best_loss)
@@ -129,12 +130,12 @@ class Trainer:
         if not result.fusion_residual_kept:
             module.fusion.cross.residual_gate.fill_(0.0)
 
-    def _run_epoch(self, module, data, rows, full, optimiser, scaler, rng) -> dict[str, float]:
+    def _run_epoch(self, module, loader, rows, full, optimiser, scaler, rng) -> dict[str, float]:
         sums: dict[str, torch.Tensor] = {}
         n = 0
         drop_last = len(rows) > self.config.batch_size
-        for batch in data.batches(rows, self.config.batch_size, True, rng, drop_last):
-            batch = batch.to(self.device)
+        k = module.config.decoder_features_per_step
+        for batch in loader(rows, k, shuffle=True, rng=rng, drop_last=drop_last):
             with autocast(self.device, self.amp_dtype):
                 terms = module.loss(batch, full=full)
             optimiser.zero_grad(set_to_none=True)
@@ -148,7 +149,7 @@ class Trainer:
         return {k: float(v) / max(n, 1) for k, v in sums.items()}
 
     @torch.no_grad()
-    def _validate(self, module, data, rows, full) -> dict[str, float]:
+    def _validate(self, module, loader, rows, full) -> dict[str, float]:
         """Validation loss with fixed masks and negatives, so epochs are comparable."""
         module.eval()
         sums: dict[str, torch.Tensor] = {}
@@ -156,8 +157,7 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed + 1)
-            for batch in data.batches(rows, self.config.batch_size):
-                batch = batch.to(self.device)
+            for batch in loader(rows, module.config.decoder_features_per_step):
                 with autocast(self.device, self.amp_dtype):
                     terms = module.loss(batch, full=full)
                 _accumulate(sums, terms, batch.rna.size)
