@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 from sci2cl.cli.common import info, set_threads, user_errors
 from sci2cl.embed import TrainedModel, embed
@@ -16,13 +15,7 @@ from sci2cl.transfer import counts_for_model, prepare_like_model
 
 
 def load_model(path: Path) -> TrainedModel:
-    if not path.exists():
-        raise InputError(path, "no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        return TrainedModel.from_payload(payload)
-    except Exception as err:  # noqa: BLE001 - any failure means an unusable model file
-        raise InputError(path, f"not a readable sci2cl model ({type(err).__name__})") from err
+    return TrainedModel.load(path)
 
 
 @click.command("embed")
