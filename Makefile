@@ -55,7 +55,7 @@ clean:
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?= --data ../shared/data --out benchmarks/results --threads 1
 
-.PHONY: bench bench-setup bench-scaling bench-speed
+.PHONY: bench bench-setup bench-scaling bench-speed bench-loader bench-scaling-10x
 
 bench-setup: $(BENCH_VENV)/.installed
 
@@ -74,3 +74,8 @@ bench-scaling: setup
 # sci2cl and MultiVI (20 epochs) trained at the same time: the speed ratio on a drifting machine
 bench-speed: setup bench-setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --speed-check 20
+
+# Loader vs model step at 10x Multiome shape (one thread); writes its section of docs/benchmarks.md
+bench-loader: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.loader --out benchmarks/results \
+		--doc docs/benchmarks.md

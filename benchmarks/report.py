@@ -12,6 +12,7 @@ import pandas as pd
 from benchmarks.bench_input import EXCLUDE, LABELS, read_labels
 from benchmarks.environment import machine, peer_versions, product_versions
 from benchmarks.figures import scaling_plot, umap_grid
+from benchmarks.loader import loader_section
 from benchmarks.methods import MAIN_GROUPS, METHODS, Method
 
 PROTOCOLS = (("leiden", "Leiden k"), ("kmeans", "KMeans k"), ("umap_kmeans", "UMAP-2D + KMeans"))
@@ -349,6 +350,7 @@ def write_report(
         "## Scaling (sci2cl, resampled real cells)",
         "",
         *scaling_section(out, figure_dir),
+        *loader_section(out, doc),
         "",
         "## GPU",
         "",
