@@ -79,3 +79,9 @@ bench-speed: setup bench-setup
 bench-loader: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.loader --out benchmarks/results \
 		--doc docs/benchmarks.md
+
+# One full CPU epoch at 10x Multiome density per size, peak RSS each (1M cells: hours)
+SCALING_10X_CELLS ?= 10000,100000,1000000
+bench-scaling-10x: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.scaling_10x --out benchmarks/results \
+		--cells $(SCALING_10X_CELLS) --doc docs/benchmarks.md

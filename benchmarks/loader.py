@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from benchmarks.doc_blocks import section_or_doc, write_block
 from benchmarks.multiome_shape import tenx_shape
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset, decode
 from sci2cl.fit import _mean_frequency
@@ -232,24 +233,8 @@ def load(out: Path) -> dict | None:
 
 
 def loader_section(out: Path, doc: Path) -> list[str]:
-    """For ``write_report``: the section from cached results, else the one already in the doc
-    (the results folder is not shared between machines)."""
-    lines = section(load(out))
-    if not lines and doc.exists():
-        text = doc.read_text().splitlines()
-        if BEGIN in text and END in text:
-            lines = text[text.index(BEGIN) : text.index(END) + 1]
-    return ["", *lines] if lines else []
-
-
-def write_into_doc(doc: Path, lines: list[str]) -> None:
-    """Replace the block between the markers in ``doc`` (append it when absent)."""
-    text = doc.read_text().splitlines()
-    if BEGIN in text and END in text:
-        text[text.index(BEGIN) : text.index(END) + 1] = lines
-    else:
-        text += ["", *lines]
-    doc.write_text("\n".join(text) + "\n")
+    """For ``write_report``: from cached results, else the block already in the doc."""
+    return section_or_doc(section(load(out)), doc, BEGIN, END)
 
 
 def main() -> None:
@@ -265,7 +250,7 @@ def main() -> None:
     lines = section(record)
     print("\n".join(lines))
     if args.doc is not None:
-        write_into_doc(args.doc, lines)
+        write_block(args.doc, lines, BEGIN, END)
 
 
 if __name__ == "__main__":

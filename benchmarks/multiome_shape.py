@@ -72,7 +72,6 @@ class MultiomeShape:
     ) -> Iterator[tuple[sp.csr_matrix, sp.csr_matrix]]:
         """(RNA, ATAC) raw counts of ``n_cells`` cells, ``chunk`` cells at a time."""
         rng = np.random.default_rng(seed)
-        cdf = {"rna": np.cumsum(self.rna, axis=1), "atac": np.cumsum(self.atac, axis=1)}
         for start in range(0, n_cells, chunk):
             n = min(chunk, n_cells - start)
             types = rng.choice(TYPES, size=n, p=self.weights)
@@ -82,8 +81,8 @@ class MultiomeShape:
             umis = np.round(RNA_MEDIAN * np.exp(RNA_SIGMA * z[:, 0])).astype(np.int64)
             umis = rng.binomial(umis, self.rna_kept[types])
             fragments = np.round(ATAC_MEDIAN * np.exp(ATAC_SIGMA * z[:, 1])).astype(np.int64)
-            rna = _draw(rng, cdf["rna"], types, umis, np.ones)
-            atac = _draw(rng, cdf["atac"], types, fragments, lambda k: rng.integers(1, 3, k))
+            rna = _draw(rng, self.rna, types, umis, np.ones)
+            atac = _draw(rng, self.atac, types, fragments, lambda k: rng.integers(1, 3, k))
             yield rna, atac
 
 
@@ -91,17 +90,27 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / x.sum(axis=-1, keepdims=True)
 
 
-def _draw(rng, cdf: np.ndarray, types: np.ndarray, totals: np.ndarray, weight) -> sp.csr_matrix:
-    """Cells x features counts: each cell's ``totals`` draws from its type's profile."""
-    cell = np.repeat(np.arange(len(types)), totals)
-    feature = np.empty(len(cell), np.int64)
-    cell_type = types[cell]
-    for t in np.unique(types):  # one vectorised draw per type (12 types)
-        where = np.flatnonzero(cell_type == t)
-        feature[where] = np.searchsorted(cdf[t], rng.random(len(where)) * cdf[t, -1])
-    feature = np.minimum(feature, cdf.shape[1] - 1)
-    values = weight(len(cell)).astype(np.float32)
-    return sp.csr_matrix((values, (cell, feature)), shape=(len(types), cdf.shape[1]))
+def _draw(rng, profile: np.ndarray, types: np.ndarray, totals: np.ndarray, weight) -> sp.csr_matrix:
+    """Cells x features counts, ``totals`` draws per cell from its type's profile (drawn per
+    type as one multinomial over features, each draw then given to a cell of that type in
+    proportion to its total: the same distribution, vectorised)."""
+    n, width = len(types), profile.shape[1]
+    cells, features = [], []
+    for t in np.unique(types):  # one draw per type (12 types)
+        members = np.flatnonzero(types == t)
+        per_feature = rng.multinomial(int(totals[members].sum()), profile[t] / profile[t].sum())
+        features.append(np.repeat(np.arange(width), per_feature))
+        share = np.cumsum(totals[members])
+        pick = np.searchsorted(share, rng.random(len(features[-1])) * share[-1], side="right")
+        cells.append(members[pick])
+    cell, feature = np.concatenate(cells), np.concatenate(features)
+    order = np.argsort(cell.astype(np.uint16 if n <= 65535 else np.int64), kind="stable")
+    cell, feature = cell[order], feature[order]  # by cell, features ascending within a cell
+    key = cell * width + feature
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    values = np.add.reduceat(weight(len(cell)).astype(np.float32), first)
+    indptr = np.r_[0, np.cumsum(np.bincount(cell[first], minlength=n))]
+    return sp.csr_matrix((values, feature[first], indptr), shape=(n, width))
 
 
 def tenx_shape(seed: int = 0) -> tuple[MultiomeShape, dict]:

@@ -14,6 +14,7 @@ from benchmarks.environment import machine, peer_versions, product_versions
 from benchmarks.figures import scaling_plot, umap_grid
 from benchmarks.loader import loader_section
 from benchmarks.methods import MAIN_GROUPS, METHODS, Method
+from benchmarks.scaling_10x import scaling_10x_section
 
 PROTOCOLS = (("leiden", "Leiden k"), ("kmeans", "KMeans k"), ("umap_kmeans", "UMAP-2D + KMeans"))
 
@@ -351,6 +352,7 @@ def write_report(
         "",
         *scaling_section(out, figure_dir),
         *loader_section(out, doc),
+        *scaling_10x_section(out, doc),
         "",
         "## GPU",
         "",

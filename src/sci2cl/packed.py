@@ -149,7 +149,7 @@ class PackedCounts:
     ) -> PackedCounts:
         """Pack row blocks one after the other, never holding more than one block unpacked.
         ``dtype`` is the starting count type; it widens when a block needs it."""
-        builder = _Builder(n_features, page_size, np.dtype(dtype))
+        builder = PackedBuilder(n_features, page_size, np.dtype(dtype))
         for chunk in chunks:
             builder.add(sp.csr_matrix(chunk))
         return builder.finish()
@@ -176,8 +176,9 @@ def count_dtype(values: np.ndarray, current: np.dtype | None = None) -> np.dtype
     return next((t for t in ladder[low:-1] if top <= np.iinfo(t).max), ladder[-1])
 
 
-class _Builder:
-    """Growable page arrays (resized in place as row blocks arrive)."""
+class PackedBuilder:
+    """Packs row blocks as they arrive into growable page arrays (resized in place, so the
+    store is never held twice); ``finish`` returns the store."""
 
     def __init__(self, n_features: int, page_size: int, dtype: np.dtype) -> None:
         self.n_features = n_features
