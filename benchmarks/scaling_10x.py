@@ -2,10 +2,11 @@
 10k / 100k / 1M cells from ``benchmarks.multiome_shape``, with peak RSS.
 
 Each point is its own process (peak RSS of the child alone, ``os.wait4``). The child draws the
-cells chunk by chunk straight into the packed store (never a full CSR), fits the input
-transforms on the generator's 20k-cell pilot, and runs ``Trainer.fit`` for one epoch with the
-default model and training settings: the epoch (all training steps + validation), then the
-fusion check and the calibration pass over every cell. Nothing is extrapolated.
+cells chunk by chunk straight into the packed store (never a full CSR), takes the input
+transforms fitted on the generator's 20k-cell pilot (drawn once by the parent), and runs
+``Trainer.fit`` for one epoch with the default model and training settings: the epoch (all
+training steps + validation), then the fusion check and the calibration pass over every cell.
+Nothing is extrapolated.
 
     python -m benchmarks.scaling_10x --out benchmarks/results --cells 10000,100000 \
         [--doc docs/benchmarks.md]
@@ -18,6 +19,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,7 @@ import torch
 
 from benchmarks.doc_blocks import section_or_doc, write_block
 from benchmarks.launch import run_child
-from benchmarks.multiome_shape import tenx_shape
+from benchmarks.multiome_shape import MultiomeShape, tenx_shape
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.fit import _mean_frequency
 from sci2cl.model import ModelConfig, Sci2clModule
@@ -37,20 +39,38 @@ RSS_BAR_GIB = 16.0
 PROGRESS_EVERY = 100  # steps between progress lines in the child's log
 
 
-def child(n_cells: int, out: Path) -> None:
+def pilot_statistics(folder: Path) -> Path:
+    """The generator and what training takes from its 20k-cell pilot (input transforms, mean
+    frequencies and libraries, page sizes), drawn once in this process and cached, so the
+    points' peak RSS is their own data and training only."""
+    path = folder / "shape.npz"
+    if path.exists():
+        return path
+    shape, pilot = tenx_shape(0)
+    stats = {}
+    for m in MODALITIES:
+        transform = InputTransform.fit(pilot[m])
+        stats |= {f"scale_{m}": transform.scale, f"target_sum_{m}": transform.target_sum}
+        stats[f"mean_frequency_{m}"] = _mean_frequency(pilot[m])
+        stats[f"mean_library_{m}"] = pilot[m].sum() / pilot[m].shape[0]
+        stats[f"page_size_{m}"] = choose_page_size(pilot[m].nnz / pilot[m].shape[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **asdict(shape), **stats)
+    return path
+
+
+def child(n_cells: int, shape_path: Path, out: Path) -> None:
     torch.set_num_threads(1)
     start = time.perf_counter()
-    shape, pilot = tenx_shape(0)
-    transforms = {m: InputTransform.fit(pilot[m]) for m in MODALITIES}
-    mean_frequency = {m: _mean_frequency(pilot[m]) for m in MODALITIES}
-    mean_library = {m: float(pilot[m].sum() / pilot[m].shape[0]) for m in MODALITIES}
-    builders = {
-        m: PackedBuilder(
-            pilot[m].shape[1], choose_page_size(pilot[m].nnz / pilot[m].shape[0]), np.uint8
-        )
-        for m in MODALITIES
+    z = np.load(shape_path)
+    shape = MultiomeShape(**{f.name: z[f.name] for f in fields(MultiomeShape)})
+    transforms = {
+        m: InputTransform(float(z[f"target_sum_{m}"]), z[f"scale_{m}"]) for m in MODALITIES
     }
-    del pilot
+    mean_frequency = {m: z[f"mean_frequency_{m}"] for m in MODALITIES}
+    mean_library = {m: float(z[f"mean_library_{m}"]) for m in MODALITIES}
+    width = {"rna": len(shape.genes), "atac": shape.atac.shape[1]}
+    builders = {m: PackedBuilder(width[m], int(z[f"page_size_{m}"]), np.uint8) for m in MODALITIES}
     nnz = dict.fromkeys(MODALITIES, 0)
     for rna, atac in shape.chunks(n_cells, seed=1):
         for m, chunk in zip(MODALITIES, (rna, atac), strict=True):
@@ -122,13 +142,14 @@ def _count_steps(module: Sci2clModule) -> dict:
 
 def run_points(out: Path, cells: list[int], force: bool) -> list[dict]:
     folder = out / "scaling_10x"
+    shape_path = pilot_statistics(folder)
     records = []
     for n in cells:
         result = folder / f"cells_{n}.json"
         if force or not result.exists():
             print(f"[scaling-10x] {n:,} cells", file=sys.stderr, flush=True)
             command = [sys.executable, "-m", "benchmarks.scaling_10x", "--child", str(n)]
-            command += ["--out", str(result.with_suffix(".child.json"))]
+            command += ["--shape", str(shape_path), "--out", str(result.with_suffix(".child.json"))]
             run = run_child(command, 1, folder / f"cells_{n}.log")
             if run["returncode"] != 0:
                 print(f"[scaling-10x] failed: see {folder}/cells_{n}.log", file=sys.stderr)
@@ -200,9 +221,10 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, default=None, help="write the section into this doc")
     parser.add_argument("--force", action="store_true", help="re-measure cached sizes")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--shape", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.out)
+        child(args.child, args.shape, args.out)
         return
     records = run_points(args.out, [int(n) for n in args.cells.split(",")], args.force)
     lines = section(records)

@@ -31,4 +31,4 @@ class TrainingInterrupted(Sci2clError):
             if checkpoint is not None
             else "nothing saved (no --checkpoint)"
         )
-        super().__init__(f"training stopped by SIGTERM during epoch {epoch}; {saved}")
+        super().__init__(f"training stopped by SIGTERM at epoch {epoch}; {saved}")

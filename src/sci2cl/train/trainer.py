@@ -64,6 +64,14 @@ class _Run:
             save_checkpoint(self.checkpoint, *args)
             self.saved_at = time.monotonic()
 
+    def save_or_stop(self, epoch: int) -> None:
+        """Mid-epoch: save progress (never a run whose losses went non-finite); after
+        SIGTERM, then stop."""
+        if all(math.isfinite(v) for v in self.state.sums.values()):
+            self.save()
+        if self.stop.requested:
+            raise TrainingInterrupted(epoch + 1, self.checkpoint)
+
 
 class Trainer:
     """Train a :class:`Sci2clModule` on a :class:`MultiomeDataset`."""
@@ -106,14 +114,14 @@ class Trainer:
         with StopRequest() as stop:
             run = _Run(module, loader, optimiser, scaler, rng, state, checkpoint, stop)
             for epoch in range(state.epoch, cfg.max_epochs):
+                if state.bad_epochs >= cfg.patience:  # a resumed run that had stopped early
+                    break
                 record = self._epoch(run, epoch, train_rows, val_rows)
                 if on_epoch is not None:
                     on_epoch(record)
-                if record["stage"] == "joint" and state.bad_epochs >= cfg.patience:
-                    result.stopped_early = True
-                    break
             if stop.requested:  # arrived after the last step: the epoch's checkpoint stands
                 raise TrainingInterrupted(state.epoch, checkpoint)
+        result.stopped_early = state.bad_epochs >= cfg.patience
         if state.best_state is not None:
             module.load_state_dict(state.best_state)
         else:
@@ -135,7 +143,7 @@ class Trainer:
         cfg, state = self.config, run.state
         full = epoch >= cfg.effective_warmup
         train_terms = self._run_epoch(run, epoch, train_rows, full)
-        val_terms = self._validate(run.module, run.loader, val_rows, full) if len(val_rows) else {}
+        val_terms = self._validate(run, epoch, val_rows, full) if len(val_rows) else {}
         for stage, terms in (("training", train_terms), ("validation", val_terms)):
             bad = [(k, v) for k, v in terms.items() if not math.isfinite(v)]
             if bad:
@@ -151,6 +159,7 @@ class Trainer:
                 state.best_state = copy.deepcopy(run.module.state_dict())
             else:
                 state.bad_epochs += 1
+        state.batches_done, state.epoch_rng, state.sums, state.cells_seen = 0, None, {}, 0
         state.epoch = epoch + 1
         run.save()
         return record
@@ -201,29 +210,30 @@ class Trainer:
             due = time.monotonic() - run.saved_at > CHECKPOINT_EVERY_S
             if run.stop.requested or (due and run.checkpoint is not None):
                 state.sums = {k: float(v) for k, v in sums.items()}
-                if all(math.isfinite(v) for v in state.sums.values()):  # never save a NaN run
-                    run.save()
-                if run.stop.requested:
-                    raise TrainingInterrupted(epoch + 1, run.checkpoint)
-        means = {k: float(v) / max(state.cells_seen, 1) for k, v in sums.items()}
-        state.batches_done, state.epoch_rng, state.sums, state.cells_seen = 0, None, {}, 0
-        return means
+                run.save_or_stop(epoch)
+        state.sums = {k: float(v) for k, v in sums.items()}  # the epoch's training is done
+        return {k: v / max(state.cells_seen, 1) for k, v in state.sums.items()}
 
     @torch.no_grad()
-    def _validate(self, module, loader, rows, full) -> dict[str, float]:
+    def _validate(self, run: _Run, epoch: int, rows, full) -> dict[str, float]:
         """Validation loss with fixed masks, negatives and decoder features, so epochs are
-        comparable."""
+        comparable. SIGTERM abandons it; a resumed run validates the epoch again."""
+        module = run.module
         module.eval()
         sums: dict[str, torch.Tensor] = {}
         n = 0
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed + 1)
-            for batch in loader(rows, module.config.decoder_features_per_step):
+            for batch in run.loader(rows, module.config.decoder_features_per_step):
+                if run.stop.requested:
+                    break
                 with autocast(self.device, self.amp_dtype):
                     terms = module.loss(batch, full=full)
                 _accumulate(sums, terms, batch.rna.size)
                 n += batch.rna.size
+        if run.stop.requested:  # out of fork_rng: the training RNG state is what is saved
+            run.save_or_stop(epoch)
         return {k: float(v) / max(n, 1) for k, v in sums.items()}
 
 
