@@ -35,7 +35,8 @@ from sci2cl.packed import PackedBuilder, choose_page_size
 from sci2cl.train import TrainConfig, Trainer
 
 BEGIN, END = "<!-- scaling-10x:begin -->", "<!-- scaling-10x:end -->"
-RSS_BAR_GIB = 16.0
+RSS_BAR_GB = 16.0  # issue 13: 1M cells at 10x density, one CPU epoch within 16 GB
+MILLION = 1_000_000
 PROGRESS_EVERY = 100  # steps between progress lines in the child's log
 
 
@@ -175,36 +176,44 @@ def section(records: list[dict]) -> list[str]:
         "CPU thread, each size in its own process. `epoch` = every training step plus the "
         "validation pass; `fit` adds the fusion check and the calibration pass over all cells.",
         "",
-        "| cells | non-zeros | packed (GiB) | build (s) | s/step | epoch (s) | fit (s) "
-        "| peak RSS (GiB) |",
+        "| cells | non-zeros | packed (GB) | build (s) | s/step | epoch (s) | fit (s) "
+        "| peak RSS (GB) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        packed = sum(r["packed_bytes"].values()) / 2**30
+        packed = sum(r["packed_bytes"].values()) / 1e9
         lines.append(
             f"| {r['n_cells']:,} | {r['nnz_total']:,} | {packed:.2f} | {r['build_s']:.0f} | "
-            f"{r['s_per_step']:.2f} | {r['epoch_s']:.0f} | {r['fit_s']:.0f} | "
-            f"{r['peak_rss_mib'] / 1024:.2f} |"
+            f"{r['s_per_step']:.2f} | {r['epoch_s']:.0f} | {r['fit_s']:.0f} | {_gb(r):.2f} |"
         )
     lines.append("")
     if len(rows) > 1:
         nnz = np.array([r["nnz_total"] for r in rows]) / 1e9
-        rss = np.array([r["peak_rss_mib"] for r in rows]) / 1024
-        slope, intercept = np.polyfit(nnz, rss, 1)
+        slope, intercept = np.polyfit(nnz, [_gb(r) for r in rows], 1)
         lines.append(
-            f"- Peak RSS ≈ {intercept:.2f} GiB + {slope:.2f} GiB per billion non-zeros (least "
-            f"squares over the {len(rows)} sizes): linear in the non-zeros."
+            f"- Peak RSS ≈ {intercept:.2f} GB + {slope:.2f} GB per billion non-zeros (least "
+            f"squares over the {len(rows)} sizes): linear in the non-zeros; the packed counts "
+            "take about 2 bytes per non-zero, the rest is the model, its optimiser and a batch."
         )
-    largest = rows[-1]
-    verdict = "met" if largest["peak_rss_mib"] / 1024 <= RSS_BAR_GIB else "NOT met"
+    million = [r for r in rows if r["n_cells"] >= MILLION]
+    if million:
+        r = million[0]
+        verdict = "met" if _gb(r) <= RSS_BAR_GB else "NOT met"
+        lines.append(
+            f"- {r['n_cells']:,} cells: one full epoch took {r['epoch_s'] / 3600:.2f} h on one "
+            f"CPU thread with peak RSS {_gb(r):.2f} GB (bar: <= {RSS_BAR_GB:.0f} GB: {verdict})."
+        )
+    else:
+        lines.append("- 1M cells: not measured yet.")
     lines += [
-        f"- Largest size, {largest['n_cells']:,} cells: one epoch took "
-        f"{largest['epoch_s'] / 3600:.2f} h with peak RSS {largest['peak_rss_mib'] / 1024:.2f} "
-        f"GiB (bar for 1M cells: <= {RSS_BAR_GIB:.0f} GB: {verdict}).",
         "- GPU: not measured (no GPU was lent to this session).",
         END,
     ]
     return lines
+
+
+def _gb(record: dict) -> float:
+    return record["peak_rss_mib"] * 2**20 / 1e9
 
 
 def scaling_10x_section(out: Path, doc: Path) -> list[str]:

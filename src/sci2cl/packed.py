@@ -203,7 +203,9 @@ class PackedBuilder:
         steps, counts, start, end, pages = _pack(m, self.size)
         total = self.n_pages + len(start)
         if total > len(self.start):
-            capacity = max(total, int(len(self.start) * 1.5))
+            # room for about 8 more blocks like this one: growth (zero-filled, so resident)
+            # never overshoots by more than that, and a realloc moves pages without copying
+            capacity = total + 8 * len(start)
             for name in ("steps", "counts"):
                 getattr(self, name).resize((capacity, self.size), refcheck=False)
             for name in ("start", "end"):
