@@ -189,11 +189,14 @@ def section(records: list[dict]) -> list[str]:
     lines.append("")
     if len(rows) > 1:
         nnz = np.array([r["nnz_total"] for r in rows]) / 1e9
-        slope, intercept = np.polyfit(nnz, [_gb(r) for r in rows], 1)
+        rss = np.array([_gb(r) for r in rows])
+        slope, intercept = np.polyfit(nnz, rss, 1)
+        worst = np.abs(rss - (intercept + slope * nnz)).max()
         lines.append(
-            f"- Peak RSS ≈ {intercept:.2f} GB + {slope:.2f} GB per billion non-zeros (least "
-            f"squares over the {len(rows)} sizes): linear in the non-zeros; the packed counts "
-            "take about 2 bytes per non-zero, the rest is the model, its optimiser and a batch."
+            f"- Peak RSS grows by {slope:.2f} bytes per non-zero (the packed counts take "
+            f"{sum(rows[-1]['packed_bytes'].values()) / rows[-1]['nnz_total']:.2f}) on top of "
+            f"{intercept:.2f} GB (model, optimiser, batches, interpreter): "
+            f"least squares over {len(rows)} sizes, largest residual {worst:.2f} GB."
         )
     million = [r for r in rows if r["n_cells"] >= MILLION]
     if million:
@@ -204,7 +207,11 @@ def section(records: list[dict]) -> list[str]:
             f"CPU thread with peak RSS {_gb(r):.2f} GB (bar: <= {RSS_BAR_GB:.0f} GB: {verdict})."
         )
     else:
-        lines.append("- 1M cells: not measured yet.")
+        steps = int(MILLION * (1 - TrainConfig().validation_fraction)) // TrainConfig().batch_size
+        lines.append(
+            f"- 1M cells: not measured yet (one epoch is {steps:,} training steps; "
+            "`make bench-scaling-10x` runs it)."
+        )
     lines += [
         "- GPU: not measured (no GPU was lent to this session).",
         END,
