@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.datasets import load_snare
-from sci2cl.features import selected_features
+from sci2cl.align import selected_features
 from sci2cl.io import assemble_multiome, write_h5mu
 from sci2cl.preprocess import PrepareConfig, prepare
 

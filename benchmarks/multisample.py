@@ -30,9 +30,9 @@ import pandas as pd
 import torch
 
 from benchmarks.datasets import load_snare
+from sci2cl.api import fit
 from sci2cl.embed import embed
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
-from sci2cl.fit import fit
 from sci2cl.io import assemble_multiome
 from sci2cl.model import ModelConfig
 from sci2cl.peaks import parse_intervals
@@ -116,11 +116,11 @@ def umap_figure(frames: dict[str, pd.DataFrame], meta: pd.DataFrame, path: Path)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sci2cl.report import umap_coordinates
+    from sci2cl.outputs import leiden_and_umap
 
     fig, axes = plt.subplots(2, len(frames), figsize=(4.2 * len(frames), 8.4), squeeze=False)
     for col, (name, frame) in enumerate(frames.items()):
-        coords = umap_coordinates(frame.drop(columns="sample").to_numpy(np.float32), 0)
+        _, coords = leiden_and_umap(frame.drop(columns="sample").to_numpy(np.float32), 0)
         for row, column in enumerate((BATCH, LABEL)):
             ax = axes[row, col]
             values = meta.loc[frame.index, column].astype(str)

@@ -1,6 +1,6 @@
 """One scaling point (run as its own process so its peak RSS is its own): resample real SNARE
 cells with replacement to ``--cells``, keep the ``--peaks`` most frequently accessible peaks,
-build sci2cl's training data and model as ``sci2cl.fit`` does, and time ``--steps`` full
+build sci2cl's training data and model as ``sci2cl.api.fit`` does, and time ``--steps`` full
 (joint-stage) optimiser steps of the default model.
 
     python -m benchmarks.scaling_child --data ../shared/data --cells 50000 --peaks 10000 \
@@ -19,8 +19,8 @@ import scipy.sparse as sp
 import torch
 
 from benchmarks.datasets import load_snare
+from sci2cl.api import _mean_frequency
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
-from sci2cl.fit import _mean_frequency
 from sci2cl.model import ModelConfig
 from sci2cl.model.scicl import Sci2clModule
 from sci2cl.preprocess import detection_counts, top_detected

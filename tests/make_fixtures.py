@@ -21,8 +21,9 @@ import mudata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from tenx_files import write_tenx_h5, write_tenx_mex
 
-from sci2cl.io.tenx import TenxMatrix, write_tenx_h5, write_tenx_mex
+from sci2cl.io.tenx import TenxMatrix
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

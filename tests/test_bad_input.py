@@ -14,11 +14,12 @@ import scipy.sparse as sp
 from anndata import AnnData
 from click.testing import CliRunner
 from conftest import GEX_ONLY_EMPTY_MEX, GEX_ONLY_H5, PBMC_H5, PBMC_OUTS, PEAKS_ONLY_H5
+from tenx_files import write_tenx_h5
 
 from sci2cl.cli import main
 from sci2cl.io import write_h5mu
 from sci2cl.io.read import assemble_multiome
-from sci2cl.io.tenx import TenxMatrix, read_tenx_h5, write_tenx_h5
+from sci2cl.io.tenx import TenxMatrix, read_tenx_h5
 
 
 def _with_counts(tmp: Path, change: Callable[[np.ndarray], np.ndarray]) -> Path:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conftest import DATA, SNARE_H5MU, SNARE_LABELS
 from helpers import SMALL_CLI_ARGS, SMALL_MODEL
 
+from sci2cl.align import peak_mapping
 from sci2cl.cli import main
 from sci2cl.data import InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel
@@ -30,7 +31,6 @@ from sci2cl.model.inter import info_nce
 from sci2cl.peaks import merge_intervals, overlap_matrix, parse_intervals, recount_fragments
 from sci2cl.preprocess import PrepareConfig, prepare
 from sci2cl.samples import COVERAGE, combine_samples
-from sci2cl.transfer import peak_mapping
 
 LIBRARIES = DATA / "snare_libraries"
 
@@ -299,7 +299,7 @@ def test_cli_joint_train_embed_query_and_evaluate(tmp_path):
         tmp_path / "query",
     )
     query = pd.read_parquet(tmp_path / "query.embeddings.parquet")
-    assert len(query) > 1000 and np.isfinite(query.iloc[:, 2:].to_numpy()).all()
+    assert len(query) > 1000 and np.isfinite(query.iloc[:, 3:].to_numpy()).all()
 
     invoke(
         "evaluate",
@@ -319,8 +319,9 @@ def test_cli_joint_train_embed_query_and_evaluate(tmp_path):
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_batches"] == 2 and metrics["batch_column"] == "sample"
-    for key in ("batch_entropy", "ilisi_scaled", "graph_connectivity"):
-        assert 0.0 <= metrics[key] <= 1.0, key
+    # the libraries are halves of one experiment: the joint space mixes them (two separated
+    # samples score ~0 on both, see test_batch_metrics_mixed_vs_separated)
+    assert metrics["batch_entropy"] > 0.8 and metrics["ilisi_scaled"] > 0.7, metrics
 
 
 def test_cli_fragments_must_match_inputs(tmp_path):

@@ -219,11 +219,11 @@ def test_embeddings_parquet(profile_test_run):
     }
     table = pq.read_table(outdir / "train" / JOINT / f"{JOINT}.embeddings.parquet")
     names = table.column_names
-    assert names[:2] == ["barcode", "sample"], names
-    dims = names[2:]
+    assert names[:3] == ["barcode", "sample", "sci2cl_leiden"], names
+    dims = names[3:]
     assert dims == [f"sci2cl_{i}" for i in range(len(dims))] and len(dims) >= 2, names
-    assert table.schema.field("barcode").type in (pa.string(), pa.large_string())
-    assert table.schema.field("sample").type in (pa.string(), pa.large_string())
+    for column in ("barcode", "sample", "sci2cl_leiden"):
+        assert table.schema.field(column).type in (pa.string(), pa.large_string())
     assert all(table.schema.field(d).type == pa.float32() for d in dims)
 
     # one row per prepared (QC-passing) cell of every sample, which keeps its sample name
@@ -248,7 +248,9 @@ def test_trained_h5mu(profile_test_run):
     assert {"rna", "atac"} <= set(mdata.mod), list(mdata.mod)
     assert mdata.n_obs == len(table)
     emb = mdata.obsm["X_sci2cl"]
-    assert emb.shape == (len(table), table.shape[1] - 2), emb.shape
+    assert emb.shape == (len(table), table.shape[1] - 3), emb.shape
+    assert mdata.obsm["X_umap"].shape == (len(table), 2)
+    assert mdata.obs["sci2cl_leiden"].astype(str).tolist() == table["sci2cl_leiden"].tolist()
     assert list(mdata.obs_names) == list(table["sample"] + ":" + table["barcode"])
     combined = mdata.uns["sci2cl"]["combine"]
     assert list(combined["samples"]) == sorted(TEST_SAMPLES)

@@ -1,4 +1,10 @@
-"""sci2cl: scI2CL joint embeddings of paired scRNA + scATAC (10x Multiome) cells."""
+"""sci2cl: scI2CL joint embeddings of paired scRNA + scATAC (10x Multiome) cells.
+
+>>> import sci2cl
+>>> model = sci2cl.SCI2CL.setup(mdata)
+>>> model.train()
+>>> z = model.get_latent_representation()
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,4 +13,12 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["SCI2CL", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "SCI2CL":  # imported on first use: `import sci2cl` stays light (no torch)
+        from sci2cl.api import SCI2CL
+
+        return SCI2CL
+    raise AttributeError(f"module 'sci2cl' has no attribute {name!r}")

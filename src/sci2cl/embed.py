@@ -12,7 +12,7 @@ import torch
 
 from sci2cl import __version__
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
-from sci2cl.errors import InputError
+from sci2cl.errors import InputError, one_line
 from sci2cl.loader import BatchLoader
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.train.device import resolve_device
@@ -112,8 +112,7 @@ class TrainedModel:
         except OSError as err:
             raise InputError(path, f"cannot read ({err.strerror or err})") from err
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as err:
-            problem = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-            raise InputError(path, f"not a readable sci2cl model ({problem})") from err
+            raise InputError(path, f"not a readable sci2cl model ({one_line(err)})") from err
 
 
 def _plain(value):

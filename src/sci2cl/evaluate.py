@@ -1,9 +1,11 @@
-"""Clustering quality of an embedding against reference labels (labels never train)."""
+"""Clustering quality of an embedding against reference labels (labels never train), and
+matching a labels table to the embedded cells."""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -13,6 +15,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+
+from sci2cl.errors import InputError, one_line
 
 
 @dataclass(frozen=True)
@@ -164,3 +168,59 @@ def evaluate_embedding(
     if batches is not None:
         out.update(batch_mixing(adata, batches, labels))
     return out
+
+
+# --- labels of the embedded cells ----------------------------------------------------------
+
+
+def read_label_table(labels_csv: Path) -> pd.DataFrame:
+    """The labels CSV, indexed by its first column as strings (barcodes, or
+    ``sample:barcode`` for several samples)."""
+    if not labels_csv.exists():
+        raise InputError(labels_csv, "no such file")
+    try:
+        table = pd.read_csv(labels_csv, index_col=0)
+    except (OSError, ValueError, UnicodeDecodeError) as err:  # pandas: ParserError, EmptyDataError
+        raise InputError(labels_csv, f"unreadable CSV ({one_line(err)})") from None
+    table.index = table.index.astype(str)
+    if table.index.has_duplicates:
+        repeated = table.index[table.index.duplicated()]
+        raise InputError(
+            labels_csv, f"{repeated.nunique()} cells have several rows (e.g. {repeated[0]})"
+        )
+    return table
+
+
+def _per_cell(identity: pd.DataFrame, table: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """``column`` of ``table`` for every embedded cell (NaN where the CSV has no row),
+    matched on barcodes, else on ``sample:barcode``."""
+    if column not in table:
+        raise InputError(path, f"no column {column!r} (have: {', '.join(map(str, table.columns))})")
+    keys = identity["barcode"]
+    if not keys.isin(table.index).any():
+        keys = identity["sample"] + ":" + identity["barcode"]
+    return table[column].reindex(keys.to_numpy())
+
+
+def match_labels(
+    identity: pd.DataFrame, table: pd.DataFrame, column: str, exclude: tuple[str, ...], path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the embedding that have a label (not excluded) and their labels."""
+    values = _per_cell(identity, table, column, path)
+    keep = values.notna().to_numpy() & ~values.astype(str).isin(exclude).to_numpy()
+    if keep.sum() < 2:
+        raise InputError(path, "fewer than two embedded cells have a usable label")
+    return np.flatnonzero(keep), values.to_numpy()[keep].astype(str)
+
+
+def match_batches(
+    identity: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame, column: str, path: Path
+) -> np.ndarray:
+    """Batch of each labelled row: ``column`` of the labels table, or the embedding's own
+    ``sample`` column when ``column`` is ``sample`` and the table has no such column."""
+    if column == "sample" and column not in table:
+        return identity["sample"].to_numpy()[rows]
+    values = _per_cell(identity, table, column, path).iloc[rows]
+    if values.isna().any():
+        raise InputError(path, f"column {column!r} is empty for some labelled cells")
+    return values.astype(str).to_numpy()

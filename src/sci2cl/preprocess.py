@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import anndata as ad
 import mudata
@@ -15,44 +14,32 @@ from scipy.interpolate import CubicHermiteSpline
 
 from sci2cl.errors import InputError
 from sci2cl.io.read import assemble_multiome
+from sci2cl.knobs import check_bounds, knob
 
 SELECTED = "sci2cl_selected"
 MITO_PATTERN = r"^(?:MT|mt|Mt)-"
-
-
-def _knob(
-    default: float | None, help: str, minimum: float = 0, maximum: float | None = None
-) -> Any:
-    """A config field with the help text and bounds the CLI turns into an option."""
-    return field(default=default, metadata={"help": help, "min": minimum, "max": maximum})
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
     """QC thresholds and feature-selection sizes (0 or None switches a filter off)."""
 
-    min_rna_counts: int = _knob(10, "Minimum RNA UMIs per cell.")
-    max_rna_counts: int | None = _knob(None, "Maximum RNA UMIs per cell (doublet guard).")
-    min_rna_genes: int = _knob(0, "Minimum detected genes per cell.")
-    max_mito_pct: float | None = _knob(
-        20.0, "Maximum % of RNA UMIs from mitochondrial (MT-/mt-) genes.", maximum=100
+    min_rna_counts: int = knob(10, "Minimum RNA UMIs per cell.", 0)
+    max_rna_counts: int | None = knob(None, "Maximum RNA UMIs per cell (doublet guard).", 0)
+    min_rna_genes: int = knob(0, "Minimum detected genes per cell.", 0)
+    max_mito_pct: float | None = knob(
+        20.0, "Maximum % of RNA UMIs from mitochondrial (MT-/mt-) genes.", 0, 100
     )
-    min_atac_counts: int = _knob(5, "Minimum ATAC counts per cell.")
-    max_atac_counts: int | None = _knob(None, "Maximum ATAC counts per cell.")
-    min_atac_peaks: int = _knob(0, "Minimum accessible peaks per cell.")
-    min_cells_per_gene: int = _knob(3, "Drop genes detected in fewer cells.")
-    min_cells_per_peak: int = _knob(3, "Drop peaks accessible in fewer cells.")
-    n_top_genes: int = _knob(4000, "Highly variable genes to select (seurat_v3 style).", 1)
-    n_top_peaks: int = _knob(10000, "Most frequently accessible peaks to select.", 1)
+    min_atac_counts: int = knob(5, "Minimum ATAC counts per cell.", 0)
+    max_atac_counts: int | None = knob(None, "Maximum ATAC counts per cell.", 0)
+    min_atac_peaks: int = knob(0, "Minimum accessible peaks per cell.", 0)
+    min_cells_per_gene: int = knob(3, "Drop genes detected in fewer cells.", 0)
+    min_cells_per_peak: int = knob(3, "Drop peaks accessible in fewer cells.", 0)
+    n_top_genes: int = knob(4000, "Highly variable genes to select (seurat_v3 style).", 1)
+    n_top_peaks: int = knob(10000, "Most frequently accessible peaks to select.", 1)
 
     def __post_init__(self) -> None:
-        for name, meta in self.__dataclass_fields__.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            low, high = meta.metadata["min"], meta.metadata["max"]
-            if value < low or (high is not None and value > high):
-                raise ValueError(f"{name}={value} is outside [{low}, {high or 'inf'}]")
+        check_bounds(self)
 
 
 @dataclass(frozen=True)

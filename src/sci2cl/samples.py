@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from sci2cl.errors import InputError
-from sci2cl.features import SELECTED
+from sci2cl.align import SELECTED
+from sci2cl.errors import InputError, one_line
 from sci2cl.io import assemble_multiome
+from sci2cl.io.tenx import TEXT_FILE_ERRORS
 from sci2cl.peaks import merge_intervals, overlap_matrix, recount_fragments, var_intervals
 
 COVERAGE = "sci2cl_coverage"
@@ -114,8 +115,10 @@ def _merged_peaks(
             barcodes = sample.obs.get("barcode", sample.obs_names.to_series())
             try:
                 parts.append(recount_fragments(fragments[i], barcodes.astype(str), regions))
-            except (OSError, ValueError, pd.errors.ParserError) as err:
-                raise InputError(fragments[i], f"unreadable fragments file ({err})") from None
+            except TEXT_FILE_ERRORS as err:  # corrupt gzip, malformed lines (pandas: ValueError)
+                raise InputError(
+                    fragments[i], f"unreadable fragments file ({one_line(err)})"
+                ) from None
             coverage.append(np.ones(len(regions), bool))
         else:
             parts.append(sp.csr_matrix(sp.csr_matrix(atac.X, dtype=np.float32) @ mapping))

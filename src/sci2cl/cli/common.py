@@ -1,29 +1,17 @@
-"""Shared CLI plumbing: error reporting, logging to stderr, thread settings."""
+"""Shared CLI plumbing: messages and progress on stderr, thread settings."""
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import click
 
-from sci2cl.errors import Sci2clError
 
-
-def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except Sci2clError as err:
-            click.echo(f"sci2cl: error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
+def input_option(help: str, dest: str = "input_path", **kwargs):
+    """The required ``--input PATH`` of a command."""
+    path = click.Path(path_type=Path)
+    return click.option("--input", dest, required=True, type=path, help=help, **kwargs)
 
 
 def info(message: str) -> None:

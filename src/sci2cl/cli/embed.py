@@ -6,16 +6,10 @@ from pathlib import Path
 
 import click
 
-from sci2cl.cli.common import info, set_threads, user_errors
-from sci2cl.embed import TrainedModel, embed
-from sci2cl.errors import InputError
+from sci2cl.api import SCI2CL
+from sci2cl.cli.common import info, input_option, set_threads
 from sci2cl.io import default_sample_name, read_multiome
-from sci2cl.outputs import write_embedding_outputs
-from sci2cl.transfer import counts_for_model, prepare_like_model
-
-
-def load_model(path: Path) -> TrainedModel:
-    return TrainedModel.load(path)
+from sci2cl.outputs import check_writable, output_paths
 
 
 @click.command("embed")
@@ -26,21 +20,14 @@ def load_model(path: Path) -> TrainedModel:
     type=click.Path(path_type=Path),
     help="A PREFIX.model.pt written by sci2cl train / run.",
 )
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Prepared h5mu, or raw input (ARC outs, .h5, MEX, .h5mu) to prepare alike.",
-)
+@input_option("Prepared h5mu, or raw input (ARC outs, .h5, MEX, .h5mu) to prepare alike.")
 @click.option(
     "--output-prefix", required=True, help="Writes PREFIX.embeddings.parquet and PREFIX.h5mu."
 )
 @click.option("--sample", default=None, help="Sample name for raw input (default: from path).")
-@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1), default=1024)
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(1), default=None)
-@user_errors
 def command(
     model_path: Path,
     input_path: Path,
@@ -51,22 +38,10 @@ def command(
     threads: int | None,
 ) -> None:
     """Embed cells with a saved model (features aligned by name; absent ones count zero)."""
+    check_writable(output_paths(output_prefix, trained=False).values())
     set_threads(threads)
-    trained = load_model(model_path)
-    mdata = prepare_like_model(
-        read_multiome(input_path), trained, sample or default_sample_name(input_path)
-    )
-    try:
-        counts, missing = counts_for_model(mdata, trained)
-    except ValueError as err:
-        raise InputError(input_path, str(err)) from None
-    for modality, n in missing.items():
-        if n:
-            total = len(trained.features[modality])
-            info(f"warning: {n} of {total} model {modality} features absent; treated as zeros")
-    embeddings = embed(trained.module, trained.dataset(counts), batch_size, device)
-    params = {**trained.train_params, "embedded_with": str(model_path)}
-    paths = {s: Path(f"{output_prefix}{s}") for s in (".embeddings.parquet", ".h5mu")}
-    seed = int(trained.train_params.get("train", {}).get("seed", 0))
-    write_embedding_outputs(mdata, embeddings, trained, params, paths, seed)
-    info(f"embedded {mdata.n_obs} cells; wrote {', '.join(str(p) for p in paths.values())}")
+    model = SCI2CL.load(model_path)
+    query = model.map_query(read_multiome(input_path), sample or default_sample_name(input_path))
+    query.get_latent_representation(batch_size=batch_size, device=device)
+    written = query.write(output_prefix)
+    info(f"embedded {query.mdata.n_obs} cells; wrote {', '.join(map(str, written))}")

@@ -7,20 +7,24 @@ from pathlib import Path
 
 import click
 
-from sci2cl.cli.common import info, user_errors
-from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
+from sci2cl.cli.common import info, input_option
+from sci2cl.evaluate import (
+    EvaluationConfig,
+    evaluate_embedding,
+    match_batches,
+    match_labels,
+    read_label_table,
+)
 from sci2cl.io import staged_outputs
-from sci2cl.labels import match_batches, match_labels, read_embedding, read_label_table
+from sci2cl.outputs import check_writable, read_embeddings
+
+# metrics on the summary line: NMI and ARI of each clustering, then batch mixing
+SHOWN = [f"{c}_{s}" for c in ("leiden", "kmeans", "umap_kmeans") for s in ("nmi", "ari")]
+SHOWN += ["batch_entropy", "ilisi", "graph_connectivity"]
 
 
 @click.command("evaluate")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="PREFIX.h5mu or PREFIX.embeddings.parquet.",
-)
+@input_option("PREFIX.h5mu or PREFIX.embeddings.parquet.")
 @click.option(
     "--labels",
     "labels_csv",
@@ -37,21 +41,18 @@ from sci2cl.labels import match_batches, match_labels, read_embedding, read_labe
     "column of --labels, or 'sample' for the embedding's sample column.",
 )
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="metrics.json")
-@click.option("--obsm-key", default="X_sci2cl", show_default=True, help="Embedding in an h5mu.")
+@click.option("--obsm-key", default="X_sci2cl", help="Embedding in an h5mu.")
 @click.option(
     "--seeds",
     type=click.IntRange(1),
     default=3,
-    show_default=True,
     help="KMeans / Leiden seeds to average.",
 )
 @click.option(
     "--paper-protocol/--no-paper-protocol",
     default=True,
-    show_default=True,
     help="Also run the scI2CL paper protocol (2-D UMAP then KMeans, 5 seeds).",
 )
-@user_errors
 def command(
     input_path: Path,
     labels_csv: Path,
@@ -64,7 +65,8 @@ def command(
     paper_protocol: bool,
 ) -> None:
     """Score an embedding against reference labels (labels are never used in training)."""
-    identity, embedding = read_embedding(input_path, obsm_key)
+    check_writable([output])
+    identity, embedding = read_embeddings(input_path, obsm_key)
     table = read_label_table(labels_csv)
     rows, labels = match_labels(identity, table, label_column, tuple(exclude), labels_csv)
     batches = (
@@ -83,15 +85,5 @@ def command(
     )
     with staged_outputs({"json": output}) as temp:
         temp["json"].write_text(json.dumps(metrics, indent=2) + "\n")
-    keys = (
-        "leiden_nmi",
-        "leiden_ari",
-        "kmeans_nmi",
-        "kmeans_ari",
-        "umap_kmeans_nmi",
-        "umap_kmeans_ari",
-        "batch_entropy",
-        "ilisi",
-        "graph_connectivity",
-    )
-    info(" ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics) + f" n_cells={len(rows)}")
+    shown = [k for k in SHOWN if k in metrics]
+    info(" ".join(f"{k}={metrics[k]:.3f}" for k in shown) + f" n_cells={len(rows)}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sci2cl.cli.common import info, user_errors
+from sci2cl.cli.common import info
 from sci2cl.multiqc import write_multiqc_content
 
 
@@ -18,7 +18,6 @@ from sci2cl.multiqc import write_multiqc_content
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the *_mqc.json / *_mqc.png files (then run `multiqc` on it).",
 )
-@user_errors
 def command(inputs: tuple[Path, ...], outdir: Path) -> None:
     """Write MultiQC custom content from sci2cl outputs.
 

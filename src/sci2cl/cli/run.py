@@ -7,32 +7,32 @@ from typing import Any
 
 import click
 
-from sci2cl.cli.common import info, user_errors
-from sci2cl.cli.prepare import config_from_options, prepare_options
-from sci2cl.cli.train import run_training, train_options
+from sci2cl.api import SCI2CL
+from sci2cl.cli.common import info, input_option
+from sci2cl.cli.options import config_from, config_options
+from sci2cl.cli.train import check_before_work, train_and_write, train_options
 from sci2cl.io import default_sample_name, read_multiome
-from sci2cl.preprocess import prepare
+from sci2cl.model import ModelConfig
+from sci2cl.preprocess import PrepareConfig
 
 
 @click.command("run")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Cell Ranger ARC outs/ folder, 10x .h5, MEX folder or .h5mu.",
-)
+@input_option("Cell Ranger ARC outs/ folder, 10x .h5, MEX folder, .h5mu, or a folder holding one.")
 @click.option("--output-prefix", required=True, help="Output path prefix.")
 @click.option("--sample", default=None, help="Sample name (default: derived from --input).")
-@prepare_options
+@config_options(PrepareConfig)
 @train_options
-@user_errors
 def command(input_path: Path, output_prefix: str, sample: str | None, **options: Any) -> None:
     """Prepare one sample and train scI2CL on it (what to try first)."""
-    mdata = read_multiome(input_path)
-    prepared, report = prepare(
-        mdata, config_from_options(options), sample or default_sample_name(input_path)
+    prepare = config_from(PrepareConfig, options)
+    check_before_work(output_prefix, options)
+    model = SCI2CL.setup(
+        read_multiome(input_path),
+        sample=sample or default_sample_name(input_path),
+        prepare=prepare,
+        config=config_from(ModelConfig, options),
     )
-    for line in report.summary_lines():
-        info(line)
-    run_training([prepared], output_prefix, options)
+    for report in model.reports:
+        for line in report.summary_lines():
+            info(line)
+    train_and_write(model, output_prefix, options)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,16 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata.utils import make_index_unique
 
-from sci2cl.errors import InputError
-from sci2cl.io.tenx import GENE_EXPRESSION, TenxMatrix, is_mex_folder, read_tenx_h5, read_tenx_mex
+from sci2cl.errors import InputError, Sci2clWarning, one_line
+from sci2cl.io.tenx import (
+    GENE_EXPRESSION,
+    TEXT_FILE_ERRORS,
+    TenxMatrix,
+    check_sparse_group,
+    is_mex_folder,
+    read_tenx_h5,
+    read_tenx_mex,
+)
 
 #: Modality name -> 10x feature type.
 MODALITY_FEATURE_TYPES = {"rna": GENE_EXPRESSION, "atac": "Peaks"}
@@ -35,8 +42,6 @@ METRICS_CSV = "per_barcode_metrics.csv"
 FRAGMENT_NAMES = ("atac_fragments.tsv.gz", "fragments.tsv.gz")
 MAX_SEARCH_DEPTH = 6
 _PEAK_PATTERN = re.compile(r"^(?P<chrom>[^:_\s]+)[:_-](?P<start>\d+)[-_](?P<end>\d+)$")
-# Errors that libraries raise on corrupt, truncated or malformed files.
-_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,7 @@ def read_multiome(path: str | Path) -> mudata.MuData:
     if not path.exists():
         raise InputError(path, "no such file or directory")
     source = _locate(path)
-    reader = _READERS[source.kind]
-    try:
-        mdata = reader(source.path)
-    except InputError:
-        raise
-    except _READ_ERRORS as err:
-        raise InputError(source.path, f"cannot read file: {_one_line(err)}") from err
+    mdata = _READERS[source.kind](source.path)
     mdata.uns["files"] = {**mdata.uns.get("files", {}), "input": os.path.abspath(source.path)}
     if source.extras_dir is not None:
         _attach_arc_extras(mdata, source.extras_dir)
@@ -89,7 +88,7 @@ def assemble_multiome(rna: ad.AnnData, atac: ad.AnnData) -> mudata.MuData:
         return mudata.MuData({"rna": rna, "atac": atac})
 
 
-def validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> None:
+def _validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> None:
     """Raise InputError unless ``matrix`` holds non-empty, finite, non-negative integer counts."""
     n_cells, n_features = matrix.shape
     if n_cells == 0 or n_features == 0:
@@ -109,12 +108,6 @@ def validate_counts(matrix: sp.csr_matrix, path: str | Path, modality: str) -> N
         raise InputError(
             path, f"{modality} counts are not integers (e.g. {fractional[0]:g}); raw counts needed"
         )
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    message = text[0] if text else type(err).__name__
-    return message[:200]
 
 
 # --- locating the matrix -------------------------------------------------------------------
@@ -142,8 +135,8 @@ def _classify_file(path: Path) -> _Source:
     try:
         with h5py.File(path, "r") as handle:
             keys = set(handle.keys())
-    except _READ_ERRORS as err:
-        raise InputError(path, f"unreadable HDF5 file: {_one_line(err)}") from err
+    except OSError as err:  # h5py: truncated or corrupt
+        raise InputError(path, f"unreadable HDF5 file: {one_line(err)}") from err
     if "mod" in keys:
         return _Source("h5mu", path)
     if "matrix" in keys:
@@ -244,35 +237,56 @@ def _split_modalities(matrix: TenxMatrix, path: Path) -> mudata.MuData:
 
 
 def _read_h5mu(path: Path) -> mudata.MuData:
-    with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The HDF5 file was not created by muon", UserWarning)
-        source = mudata.read_h5mu(path)
+    try:
+        _check_h5mu_counts(path)
+        with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
+            # not written by muon, names not unique, ...: what matters is checked below
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"(mu|ann)data\.")
+            source = mudata.read_h5mu(path)
+    except (OSError, ValueError) as err:  # h5py, anndata and scipy on corrupt or odd content
+        raise InputError(path, f"cannot read h5mu file: {one_line(err)}") from err
+    return multiome_from_mudata(source, path)
+
+
+def multiome_from_mudata(source: mudata.MuData, origin: str | Path = "MuData") -> mudata.MuData:
+    """The cells of ``source`` that have both ``rna`` and ``atac`` (a warning says how many
+    lack one), raw counts (``layers['counts']``, else ``X``) validated into CSR ``X``, var
+    columns as the 10x readers give them; errors name ``origin``."""
     missing = [mod for mod in MODALITY_FEATURE_TYPES if mod not in source.mod]
     if missing:
         found = ", ".join(source.mod) or "none"
         raise InputError(
-            path,
-            f"only one modality: no {' and '.join(repr(m) for m in missing)}"
-            f" modality in .h5mu (found: {found})",
+            origin,
+            f"only one modality: no {' and '.join(repr(m) for m in missing)} modality"
+            f" (found: {found})",
         )
     rna, atac = source["rna"], source["atac"]
-    _check_unique_barcodes(rna.obs_names, path, "rna")
-    _check_unique_barcodes(atac.obs_names, path, "atac")
+    _check_unique_barcodes(rna.obs_names, origin, "rna")
+    _check_unique_barcodes(atac.obs_names, origin, "atac")
     shared = rna.obs_names[rna.obs_names.isin(atac.obs_names)]
     if shared.empty:
         raise InputError(
-            path,
+            origin,
             f"no shared barcodes between 'rna' ({rna.n_obs} cells) and 'atac' ({atac.n_obs} cells)",
+        )
+    if len(shared) < max(rna.n_obs, atac.n_obs):
+        warnings.warn(
+            f"{origin}: {len(shared)} cells have both modalities and are kept; dropped "
+            f"{rna.n_obs - len(shared)} of {rna.n_obs} 'rna' and {atac.n_obs - len(shared)} of "
+            f"{atac.n_obs} 'atac' cells without the other",
+            Sci2clWarning,
+            stacklevel=2,
         )
     mods = {}
     for mod, adata in (("rna", rna), ("atac", atac)):
         rows = adata.obs_names.get_indexer(shared)
         counts = adata.layers.get("counts", adata.X)
-        if counts is None:
-            raise InputError(path, f"empty matrix: {mod} has no X")
+        if counts is None or counts.dtype.kind not in "biuf":
+            found = "no X" if counts is None else f"{counts.dtype} values"
+            raise InputError(origin, f"{mod} counts must be numbers, found {found}")
         var = _h5mu_var(adata.var, mod)
         mods[mod] = _modality(
-            sp.csr_matrix(counts)[rows], adata.obs.iloc[rows].copy(), var, path, mod
+            sp.csr_matrix(counts)[rows], adata.obs.iloc[rows].copy(), var, origin, mod
         )
     mdata = assemble_multiome(mods["rna"], mods["atac"])
     extra_obs = source.obs.loc[shared, [c for c in source.obs if c not in mdata.obs]]
@@ -280,6 +294,22 @@ def _read_h5mu(path: Path) -> mudata.MuData:
         mdata.obs[column] = extra_obs[column].to_numpy()
     mdata.uns.update(source.uns)
     return mdata
+
+
+def _check_h5mu_counts(path: Path) -> None:
+    """InputError unless the counts of each modality (``layers/counts``, else ``X``) are
+    numbers, stored densely or as a sparse matrix with integer indices."""
+    with h5py.File(path, "r") as handle:
+        for mod in MODALITY_FEATURE_TYPES:
+            adata = handle.get(f"mod/{mod}")
+            if not isinstance(adata, h5py.Group):
+                continue  # reported with the modalities found, once read
+            where = "layers/counts" if "counts" in adata.get("layers", {}) else "X"
+            item = adata.get(where)
+            if isinstance(item, h5py.Group):
+                check_sparse_group(item, path, f"mod/{mod}/{where}")
+            elif isinstance(item, h5py.Dataset) and item.dtype.kind not in "biuf":
+                raise InputError(path, f"mod/{mod}/{where} holds {item.dtype}; expected numbers")
 
 
 def _h5mu_var(var: pd.DataFrame, mod: str) -> pd.DataFrame:
@@ -309,10 +339,10 @@ def _peak_intervals(names: np.ndarray | pd.Index) -> np.ndarray:
 
 
 def _modality(
-    counts: sp.spmatrix, obs: pd.DataFrame, var: pd.DataFrame, path: Path, mod: str
+    counts: sp.spmatrix, obs: pd.DataFrame, var: pd.DataFrame, path: str | Path, mod: str
 ) -> ad.AnnData:
     counts = sp.csr_matrix(counts)
-    validate_counts(counts, path, mod)
+    _validate_counts(counts, path, mod)
     counts = counts.astype(np.float32)
     counts.sort_indices()
     var.index = make_index_unique(pd.Index(var.index.astype(str)))
@@ -320,7 +350,7 @@ def _modality(
     return ad.AnnData(X=counts, obs=obs, var=var)
 
 
-def _check_unique_barcodes(barcodes: pd.Index, path: Path, where: str) -> None:
+def _check_unique_barcodes(barcodes: pd.Index, path: str | Path, where: str) -> None:
     if barcodes.has_duplicates:
         example = barcodes[barcodes.duplicated()][0]
         raise InputError(path, f"duplicate barcodes in {where} (e.g. {example})")
@@ -342,8 +372,8 @@ def _attach_arc_extras(mdata: mudata.MuData, folder: Path) -> None:
     if metrics.is_file():
         try:
             table = pd.read_csv(metrics, index_col="barcode")
-        except _READ_ERRORS as err:
-            raise InputError(metrics, f"cannot read per-barcode metrics: {_one_line(err)}") from err
+        except TEXT_FILE_ERRORS as err:  # pandas: ParserError, no barcode column (ValueError)
+            raise InputError(metrics, f"cannot read per-barcode metrics: {one_line(err)}") from err
         table = table.add_prefix("arc_").reindex(mdata.obs_names)
         for column in table:
             mdata.obs[column] = table[column].to_numpy()

@@ -6,7 +6,7 @@ into modalities and count validation happen in :mod:`sci2cl.io.read`.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +16,16 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from sci2cl.errors import InputError
+from sci2cl.errors import InputError, one_line
 
 #: Columns of :attr:`TenxMatrix.features`, in this order.
 FEATURE_COLUMNS = ("id", "name", "feature_type", "genome", "interval")
+SPARSE = ("data", "indices", "indptr")
 #: File names of a MEX folder, each possibly gzip-compressed.
 MEX_MATRIX, MEX_FEATURES, MEX_BARCODES = "matrix.mtx", "features.tsv", "barcodes.tsv"
 GENE_EXPRESSION = "Gene Expression"
+#: What reading a (gzip) text file raises when it is corrupt, truncated or malformed.
+TEXT_FILE_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
 
 @dataclass(frozen=True)
@@ -40,31 +43,57 @@ def _decode(values: np.ndarray) -> np.ndarray:
 
 def read_tenx_h5(path: Path) -> TenxMatrix:
     """Read ``matrix/`` of a 10x HDF5 v3 file (Cell Ranger >= 3, ARC, ATAC)."""
-    with h5py.File(path, "r") as handle:
-        if "matrix" not in handle:
-            raise InputError(path, "not a 10x HDF5 v3 matrix (no 'matrix' group)")
-        group = handle["matrix"]
-        missing = [
-            k
-            for k in ("data", "indices", "indptr", "shape", "barcodes", "features")
-            if k not in group
-        ]
-        if missing:
-            raise InputError(path, f"10x HDF5 'matrix' group lacks {', '.join(missing)}")
-        n_features, n_cells = (int(v) for v in group["shape"][:])
-        counts = sp.csr_matrix(
-            (group["data"][:], group["indices"][:], group["indptr"][:]),
-            shape=(n_cells, n_features),
-        )
-        counts.check_format(full_check=True)
-        barcodes = _decode(group["barcodes"][:])
-        feats = group["features"]
-        if "id" not in feats:
-            raise InputError(path, "10x HDF5 'matrix/features' lacks 'id'")
-        table = {key: _decode(feats[key][:]) for key in FEATURE_COLUMNS if key in feats}
+    try:
+        with h5py.File(path, "r") as handle:
+            group = handle.get("matrix")
+            if not isinstance(group, h5py.Group):
+                raise InputError(path, "not a 10x HDF5 v3 matrix (no 'matrix' group)")
+            missing = [k for k in (*SPARSE, "shape", "barcodes", "features") if k not in group]
+            if missing or "id" not in group["features"]:
+                lacks = ", ".join(missing) if missing else "features/id"
+                raise InputError(path, f"10x HDF5 'matrix' group lacks {lacks}")
+            check_sparse_group(group, path, "matrix")
+            arrays = {k: group[k][()] for k in (*SPARSE, "shape", "barcodes")}
+            table = {k: group["features"][k][()] for k in FEATURE_COLUMNS if k in group["features"]}
+    except OSError as err:  # h5py: unreadable, truncated or corrupt (e.g. a failed inflate)
+        raise InputError(path, f"cannot read HDF5 file: {one_line(err)}") from err
+    shape = arrays["shape"]
+    if shape.shape != (2,) or shape.dtype.kind not in "iu":
+        raise InputError(path, f"matrix/shape must hold 2 integers, has {shape.tolist()}")
+    n_features, n_cells = (int(v) for v in shape)
+    counts = _sparse_counts(arrays, (n_cells, n_features), path)
+    barcodes = _strings(arrays["barcodes"], path, "matrix/barcodes")
+    table = {k: _strings(v, path, f"matrix/features/{k}") for k, v in table.items()}
     features = _feature_table(table, len(table["id"]))
     _check_lengths(path, counts, barcodes, features)
     return TenxMatrix(counts, barcodes, features)
+
+
+def check_sparse_group(group: h5py.Group, path: Path, where: str) -> None:
+    """InputError unless ``group``'s ``data`` are numbers and ``indices`` / ``indptr`` integers."""
+    kinds = {"data": "biuf", "indices": "iu", "indptr": "iu"}
+    for key, allowed in kinds.items():
+        item = group.get(key)
+        if not isinstance(item, h5py.Dataset) or item.dtype.kind not in allowed:
+            found = item.dtype if isinstance(item, h5py.Dataset) else "nothing"
+            wanted = "numbers" if key == "data" else "integers"
+            raise InputError(path, f"{where}/{key} holds {found}; expected {wanted}")
+
+
+def _sparse_counts(arrays: dict[str, np.ndarray], shape: tuple[int, int], path: Path):
+    """Cells x features CSR from 10x's CSC arrays (features x cells), checked for consistency."""
+    try:
+        counts = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
+        counts.check_format(full_check=True)
+    except ValueError as err:  # scipy: lengths, bounds or order of the arrays disagree
+        raise InputError(path, f"inconsistent sparse matrix: {one_line(err)}") from err
+    return counts
+
+
+def _strings(values: np.ndarray, path: Path, where: str) -> np.ndarray:
+    if values.dtype.kind not in "SUO":
+        raise InputError(path, f"{where} holds {values.dtype}; expected strings")
+    return _decode(values)
 
 
 def _feature_table(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
@@ -105,6 +134,8 @@ def _read_tsv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         return pd.DataFrame({0: pd.Series(dtype=str)})
+    except TEXT_FILE_ERRORS as err:  # also pandas' ParserError and UnicodeDecodeError (ValueError)
+        raise InputError(path, f"cannot read file: {one_line(err)}") from err
 
 
 def read_tenx_mex(folder: Path) -> TenxMatrix:
@@ -123,7 +154,10 @@ def read_tenx_mex(folder: Path) -> TenxMatrix:
         if found is None:
             raise InputError(folder, f"MEX folder lacks {name}[.gz]")
     assert matrix is not None and features_path is not None and barcodes_path is not None
-    counts = sp.csr_matrix(scipy.io.mmread(matrix).T)
+    try:
+        counts = sp.csr_matrix(scipy.io.mmread(matrix).T)
+    except TEXT_FILE_ERRORS as err:  # scipy reports malformed Matrix Market text as ValueError
+        raise InputError(matrix, f"cannot read Matrix Market file: {one_line(err)}") from err
     barcodes = _read_tsv(barcodes_path)[0].to_numpy(dtype=str)
     raw = _read_tsv(features_path)
     columns: dict[str, np.ndarray] = {"id": raw[0].to_numpy(dtype=str)}
@@ -137,47 +171,3 @@ def read_tenx_mex(folder: Path) -> TenxMatrix:
     features = _feature_table(columns, len(raw))
     _check_lengths(matrix, counts, barcodes, features)
     return TenxMatrix(counts, barcodes, features)
-
-
-# --- writers (round-trip, fixtures, tests) ---------------------------------------------------
-
-
-def write_tenx_h5(path: Path, matrix: TenxMatrix) -> None:
-    """Write ``matrix`` in the 10x HDF5 v3 layout (``matrix/`` CSC, features x cells)."""
-    counts = sp.csr_matrix(matrix.counts)
-    features = matrix.features
-    options = {"compression": "gzip", "track_times": False}
-    with h5py.File(path, "w", track_order=True) as handle:
-        handle.attrs["filetype"] = "matrix"
-        handle.attrs["version"] = 2
-        group = handle.create_group("matrix")
-        group.create_dataset("barcodes", data=np.asarray(matrix.barcodes, dtype=bytes), **options)
-        group.create_dataset("data", data=counts.data, **options)
-        group.create_dataset("indices", data=counts.indices.astype(np.int64), **options)
-        group.create_dataset("indptr", data=counts.indptr.astype(np.int64), **options)
-        group.create_dataset("shape", data=np.array(counts.shape[::-1], dtype=np.int32))
-        feats = group.create_group("features")
-        for key in FEATURE_COLUMNS:
-            feats.create_dataset(key, data=features[key].to_numpy(dtype=bytes), **options)
-        feats.create_dataset("_all_tag_keys", data=np.array([b"genome", b"interval"]))
-
-
-def write_tenx_mex(folder: Path, matrix: TenxMatrix) -> None:
-    """Write ``matrix`` as a gzip MEX folder with Cell Ranger ARC's 6-column features.tsv."""
-    folder.mkdir(parents=True, exist_ok=True)
-    counts = sp.csr_matrix(matrix.counts)
-    field = "integer" if counts.dtype.kind in "iu" else "real"
-    with _gzip_writer(folder / f"{MEX_MATRIX}.gz") as handle:
-        scipy.io.mmwrite(handle, counts.T.tocoo(), field=field)
-    features = matrix.features
-    parts = features["interval"].str.extract(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
-    table = pd.concat([features[["id", "name", "feature_type"]], parts.fillna("")], axis=1)
-    with _gzip_writer(folder / f"{MEX_FEATURES}.gz") as handle:
-        handle.write(table.to_csv(sep="\t", header=False, index=False).encode())
-    with _gzip_writer(folder / f"{MEX_BARCODES}.gz") as handle:
-        handle.write("".join(f"{b}\n" for b in matrix.barcodes).encode())
-
-
-def _gzip_writer(path: Path) -> gzip.GzipFile:
-    """Reproducible gzip output (no timestamp in the header)."""
-    return gzip.GzipFile(path, mode="wb", mtime=0)

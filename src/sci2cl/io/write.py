@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -11,11 +13,18 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import mudata
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mudata._core.io import _write_h5mu  # writes into an open h5py.File
+
+from sci2cl.errors import Sci2clError, one_line
+
+MUDATA_HEADER = "MuData (format-version={};creator=muon;creator-version={})"
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 
 
 def temp_name(final: Path) -> Path:
@@ -28,24 +37,55 @@ def staged_outputs(finals: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
     """Yield temporary paths for ``finals``; rename all on success, delete all on error.
 
     Temporaries live next to their final names (same file system, so renames are atomic).
-    Missing parent folders are created and removed again on failure when left empty.
+    Missing parent folders are created and removed again on failure when left empty. A failure
+    caused by the output location (full disk, permissions, a file where a folder should be)
+    becomes a :class:`Sci2clError` naming the outputs.
     """
     finals = {key: Path(path) for key, path in finals.items()}
-    created = _make_parents(finals.values())
+    names = _shorthand([str(path) for path in finals.values()])
+    try:
+        created = _make_parents(finals.values())
+    except OSError as err:
+        raise Sci2clError(f"{names}: cannot write output ({_problem(err, None)})") from err
     temps = {key: temp_name(path) for key, path in finals.items()}
     try:
         yield dict(temps)
         missing = [str(finals[k]) for k, t in temps.items() if not t.exists()]
         if missing:
-            raise FileNotFoundError(f"outputs were not written: {', '.join(missing)}")
-    except BaseException:
+            raise RuntimeError(f"outputs were not written: {', '.join(missing)}")
+    except BaseException as err:
+        folder = next(iter(finals.values())).parent
+        problem = _problem(err, folder) if isinstance(err, Exception) else None  # disk still full
         for temp in temps.values():
             _remove(temp)
         for folder in reversed(created):
             _remove_if_empty(folder)
-        raise
+        if problem is None:
+            raise
+        raise Sci2clError(f"{names}: cannot write output ({problem})") from err
     for key, temp in temps.items():
         os.replace(temp, finals[key])
+
+
+def _shorthand(names: list[str]) -> str:
+    """``out/x.{a,b}`` for ``out/x.a`` and ``out/x.b``; one name as is."""
+    stem = os.path.commonprefix(names)
+    stem = stem[: stem.rfind(".") + 1] if len(names) > 1 else ""
+    if not stem.rstrip("."):
+        return ", ".join(names)
+    return f"{stem}{{{','.join(name[len(stem) :] for name in names)}}}"
+
+
+def _problem(err: BaseException, folder: Path | None) -> str | None:
+    """Why writing failed when the output location is the cause (a full disk, whatever the
+    writer raised; an OS error); None for anything else."""
+    if folder is not None:
+        with suppress(OSError):
+            if shutil.disk_usage(folder).free < FULL_DISK_BYTES:
+                return os.strerror(errno.ENOSPC)
+    if isinstance(err, OSError):
+        return err.strerror or one_line(err)
+    return None
 
 
 def _make_parents(paths: Iterable[Path]) -> list[Path]:
@@ -87,12 +127,23 @@ def plain(value: Any) -> Any:
 
 
 def write_h5mu(mdata: mudata.MuData, path: Path) -> None:
-    """Write ``mdata`` gzip-compressed; ``uns`` values are made serialisable in place."""
+    """Write ``mdata`` gzip-compressed; ``uns`` values are made serialisable in place.
+
+    The file is built in memory, then written with plain file I/O: HDF5 does not survive a
+    failed write (on a full disk it leaves open objects that crash the interpreter at exit),
+    Python's I/O just raises OSError.
+    """
     mdata.uns.update(plain(dict(mdata.uns)))
     for adata in mdata.mod.values():
         adata.uns.update(plain(dict(adata.uns)))
-    with mudata.set_options(pull_on_update=False):
-        mdata.write_h5mu(str(path), compression="gzip")
+    image = io.BytesIO()
+    with mudata.set_options(pull_on_update=False), h5py.File(image, "w", userblock_size=512) as f:
+        _write_h5mu(f, mdata, compression="gzip")
+    data = image.getbuffer()
+    header = MUDATA_HEADER.format(mudata.__mudataversion__, mudata.__version__).encode()
+    data[: len(header)] = header  # what mudata.write_h5mu puts in the user block
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def write_parquet(df: pd.DataFrame, path: Path, metadata: Mapping[str, Any]) -> None:
@@ -102,9 +153,3 @@ def write_parquet(df: pd.DataFrame, path: Path, metadata: Mapping[str, Any]) -> 
     merged = dict(table.schema.metadata or {})
     merged.update({k.encode(): v.encode() for k, v in encoded.items()})
     pq.write_table(table.replace_schema_metadata(merged), str(path), compression="zstd")
-
-
-def read_parquet_metadata(path: Path) -> dict[str, str]:
-    """Key/value metadata of a Parquet file (without pandas' own ``pandas`` entry)."""
-    raw = pq.read_schema(str(path)).metadata or {}
-    return {k.decode(): v.decode() for k, v in raw.items() if k != b"pandas"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sci2cl.errors import InputError
+from sci2cl.errors import InputError, one_line
 from sci2cl.io import staged_outputs
 
 FORMAT = "sci2cl-checkpoint/2"
@@ -80,8 +80,7 @@ def load_checkpoint(
         module.load_state_dict(payload["module"])
         optimiser.load_state_dict(payload["optimiser"])
     except (RuntimeError, ValueError, KeyError) as err:
-        problem = str(err).splitlines()[0][:160]
-        raise InputError(path, f"checkpoint does not match this model ({problem})") from err
+        raise InputError(path, f"checkpoint does not match this model ({one_line(err)})") from err
     if payload["scaler"]:  # empty when mixed precision was off
         scaler.load_state_dict(payload["scaler"])
     restore_rng(payload["rng"], rng)

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from sci2cl.knobs import knob
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train; ``max_epochs`` caps warm-up plus joint epochs."""
 
-    max_epochs: int = 100
-    warmup_epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    patience: int = 10
+    max_epochs: int = knob(100, "Cap on total epochs (warm-up + joint).", 1)
+    warmup_epochs: int = knob(10, "Reconstruction-only epochs before all losses.", 0)
+    batch_size: int = knob(256, "Cells per mini-batch.", 2)
+    lr: float = knob(1e-3, "AdamW learning rate.", 0, min_open=True)
+    weight_decay: float = knob(1e-5, "AdamW weight decay.", 0)
+    patience: int = knob(10, "Early stopping: epochs without validation improvement.", 1)
     min_delta: float = 1e-3
-    validation_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    fusion_check: bool = True  # keep the cross-attention residual only if MOM generalises
+    validation_fraction: float = knob(
+        0.1, "Held-out cells (early stopping).", 0, 0.5, max_open=True
+    )
+    seed: int = knob(0, "Random seed (weights, batches, masks, split).")
+    device: str = knob("auto", "auto, cpu, cuda or cuda:N.")
+    precision: str = knob(
+        "auto", "auto: bf16 on CUDA, 32 on CPU.", choices=("auto", "32", "bf16", "16")
+    )
+    fusion_check: bool = knob(True, "Keep the cross-attention residual only if MOM generalises.")
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
