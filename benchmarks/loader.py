@@ -25,8 +25,8 @@ import torch
 
 from benchmarks.doc_blocks import section_or_doc, write_block
 from benchmarks.multiome_shape import tenx_shape
+from sci2cl.api import _mean_frequency
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset, decode
-from sci2cl.fit import _mean_frequency
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.train import TrainConfig
 

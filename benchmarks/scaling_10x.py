@@ -28,8 +28,8 @@ import torch
 from benchmarks.doc_blocks import section_or_doc, write_block
 from benchmarks.launch import run_child
 from benchmarks.multiome_shape import MultiomeShape, tenx_shape
+from sci2cl.api import _mean_frequency
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
-from sci2cl.fit import _mean_frequency
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.packed import PackedBuilder, choose_page_size
 from sci2cl.train import TrainConfig, Trainer

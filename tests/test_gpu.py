@@ -15,9 +15,9 @@ import scipy.sparse as sp
 import torch
 from helpers import SMALL_MODEL, SMALL_TRAIN
 
+from sci2cl.api import fit
 from sci2cl.data import MODALITIES
 from sci2cl.embed import TrainedModel, embed
-from sci2cl.fit import fit
 
 pytestmark = [
     pytest.mark.gpu,
