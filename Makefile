@@ -74,3 +74,9 @@ bench-scaling: setup
 # sci2cl and MultiVI (20 epochs) trained at the same time: the speed ratio on a drifting machine
 bench-speed: setup bench-setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --speed-check 20
+
+# Deep-ATAC titration (issue 12): peers train once, sci2cl rows at every depth and seed 0-2;
+# rewrites only its block of docs/benchmarks.md
+.PHONY: bench-titration
+bench-titration: setup bench-setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --titration
