@@ -34,10 +34,16 @@ PEERS = ("rna_pca", "atac_lsi", "concat_pca_lsi", "wnn", "multivi")
 # depths to about an hour of MultiVI on the shared 2-core machine (--caps multivi=N overrides)
 MULTIVI_CAP = 60
 # sci2cl variants, each run at every D and training seed: (name, label, `sci2cl run` flags)
-VARIANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (("sci2cl", "sci2cl (defaults)", ()),)
+VARIANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("sci2cl", "sci2cl (defaults)", ()),
+    # one line per variant, e.g. ("all_peaks", "all peaks", ("--n-top-peaks", "30000"))
+)
 # the scored embeddings of one sci2cl run: (row-name suffix, what, obsm key)
-LATENTS = (("", "joint", "X_sci2cl"), ("_rna", "RNA latent", "X_sci2cl_rna"))
-LATENTS += (("_atac", "ATAC latent", "X_sci2cl_atac"),)
+LATENTS = (
+    ("", "joint", "X_sci2cl"),
+    ("_rna", "RNA latent", "X_sci2cl_rna"),
+    ("_atac", "ATAC latent", "X_sci2cl_atac"),
+)
 
 
 def variant_rows(name: str, label: str, flags: tuple[str, ...], seeds: tuple[int, ...]) -> list:

@@ -97,8 +97,11 @@ def score_table(rows: dict[str, Row]) -> list[str]:
         seeds = f" ({len(row.runs)} seeds)" if len(row.runs) > 1 else ""
         trains = [run.get("train_s") for _, run in row.runs if run.get("train_s") is not None]
         cells = [row.label + seeds, *(row.cell(lab, key) for lab, key, _ in SCORES)]
-        cells.append(_f(float(np.mean(trains)) if trains else None, 0))
-        cells.append(", ".join(epochs_text(run) for _, run in row.runs))
+        if row.latent not in ("", "joint"):  # scored from the joint rows' runs
+            cells += ["same runs"] * 2
+        else:
+            cells.append(_f(float(np.mean(trains)) if trains else None, 0))
+            cells.append(", ".join(epochs_text(run) for _, run in row.runs))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -181,7 +184,8 @@ def fusion_text(check: dict) -> str:
     if not check.get("tested"):
         return "untested: residual kept"
     verdict = "kept" if check.get("residual_kept") else "dropped"
-    return f"{verdict} (held-out MOM {_f(check.get('held_out_mom'))} vs {_f(check.get('chance'))})"
+    mom, chance = _f(check.get("held_out_mom"), 4), _f(check.get("chance"), 4)
+    return f"{verdict} (held-out MOM {mom} vs chance {chance})"
 
 
 def moc_table(folder: Path) -> list[str]:
