@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml $(LOCKS)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(addprefix -r ,$(LOCKS))
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/pip install --quiet "pytest==9.2.0" "ruff==0.17.5"
+	$(BIN)/pip install --quiet "pytest==9.2.0" "ruff==0.17.5" "build==1.6.1"
 	touch $@
 
 nextflow:
@@ -80,3 +80,19 @@ bench-speed: setup bench-setup
 .PHONY: bench-titration
 bench-titration: setup bench-setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --titration
+
+# nf-core lint (nf-core tools in their own venv). Offline it needs a local clone of
+# nf-core/modules: make lint-nfcore NFCORE_MODULES=/path/to/nf-core-modules
+NFCORE_VENV ?= .venv-nfcore
+NFCORE_MODULES ?=
+
+.PHONY: lint-nfcore
+
+$(NFCORE_VENV)/.installed:
+	$(PYTHON) -m venv $(NFCORE_VENV)
+	$(NFCORE_VENV)/bin/pip install --quiet "nf-core==4.2.1"
+	touch $@
+
+lint-nfcore: $(NFCORE_VENV)/.installed nextflow
+	NFCORE="$(CURDIR)/$(NFCORE_VENV)/bin/nf-core" NFCORE_MODULES="$(NFCORE_MODULES)" \
+		bash tests/lint_nfcore.sh

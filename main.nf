@@ -5,8 +5,8 @@
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
     Joint scRNA + scATAC (10x Multiome) cell embeddings with scI2CL.
 
-    samplesheet.csv (sample,input) -> SCI2CL_PREPARE (per sample) -> SCI2CL_TRAIN
-        -> <outdir>/{prepare,train,pipeline_info}   (see docs/output.md)
+    samplesheet.csv (sample,input) -> SCI2CL_PREPARE (per sample) -> SCI2CL_TRAIN -> MULTIQC
+        -> <outdir>/{prepare,train,multiqc,pipeline_info}   (see docs/output.md)
 
     Runs on Nextflow 24.10.x and current releases (legacy and strict syntax parsers).
 ----------------------------------------------------------------------------------------
@@ -14,7 +14,6 @@
 
 include { SCI2CL                  } from './workflows/sci2cl'
 include { PIPELINE_INITIALISATION } from './subworkflows/local/utils_sci2cl_pipeline'
-include { softwareVersionsToYAML  } from './subworkflows/local/utils_sci2cl_pipeline'
 
 workflow {
 
@@ -36,22 +35,6 @@ workflow {
         params.integration,
         params.joint_id
     )
-
-    //
-    // pipeline_info/sci2cl_software_versions.yml from the tasks' versions.yml files
-    //
-    softwareVersionsToYAML(
-        SCI2CL.out.versions,
-        workflow.manifest.name ?: 'sci2cl-nf',
-        workflow.manifest.version ?: 'dev',
-        "${nextflow.version}"
-    )
-        .collectFile(
-            storeDir: "${params.outdir}/pipeline_info",
-            name: 'sci2cl_software_versions.yml',
-            sort: true,
-            newLine: true
-        )
 
     workflow.onComplete = {
         if (workflow.success) {

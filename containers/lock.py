@@ -6,9 +6,13 @@
 Only package metadata is fetched (pip --dry-run --report), never the multi-GB torch/CUDA
 wheels. Output, all pinned to exact versions with sha256 hashes where pip can see them:
 
-  locks/base.txt        everything except torch and its CUDA stack; hashes for the
+  locks/base.txt        everything except torch and its CUDA stack (the package's
+                        dependencies plus its `pipeline` extra: MultiQC); hashes for the
                         manylinux x86_64 AND aarch64 wheels (the CPU image is multi-arch)
-  locks/torch-cuda.txt  torch + nvidia-* / cuda-* / triton from PyPI (x86_64 only)
+  locks/torch-cuda.txt  torch + nvidia-* / cuda-* / triton from PyPI (x86_64 only; CUDA 13)
+  locks/torch-cuda12.txt  torch TORCH_CUDA12 + its CUDA 12 wheels from PyPI (x86_64 only): the
+                        newest torch release whose PyPI wheels are built for CUDA 12, for hosts
+                        with NVIDIA drivers >= 525; checked against the base.txt pins
   locks/torch-cpu.txt   the same torch version, no hashes: installed from the CPU wheel
                         index https://download.pytorch.org/whl/cpu (torch==X matches X+cpu)
 
@@ -35,6 +39,8 @@ LOCKS = Path(__file__).resolve().parent / "locks"
 EXTRA = ["setuptools>=68", "wheel"]
 TORCH_STACK = re.compile(r"^(torch|triton|nvidia-.*|cuda-.*)$")
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# The last torch release whose PyPI wheels link CUDA 12 (12.8); later ones link CUDA 13.
+TORCH_CUDA12 = "2.10.0"
 
 
 def canon(name: str) -> str:
@@ -76,6 +82,17 @@ def sha256(item: dict) -> str | None:
     return hashes.get("sha256")
 
 
+def pinned_lines(items: dict[str, dict]) -> list[str]:
+    """``name==version`` lines, with the wheel's sha256 where pip reported one."""
+    lines = []
+    for n in sorted(items):
+        item = items[n]
+        line = f"{item['metadata']['name']}=={item['metadata']['version']}"
+        h = sha256(item)
+        lines.append(line + (f" \\\n    --hash=sha256:{h}" if h else "") + "\n")
+    return lines
+
+
 def write(path: Path, header: str, lines: list[str]) -> None:
     path.write_text(header + "".join(lines))
     print(f"wrote {path.relative_to(ROOT)} ({len(lines)} packages)")
@@ -83,7 +100,8 @@ def write(path: Path, header: str, lines: list[str]) -> None:
 
 def main() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + EXTRA
+    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["pipeline"])
+    reqs += EXTRA
     x86 = resolve(reqs, "x86_64")
     base = {n: i for n, i in x86.items() if not TORCH_STACK.match(n)}
     torch = {n: i for n, i in x86.items() if TORCH_STACK.match(n)}
@@ -102,16 +120,22 @@ def main() -> None:
         lines.append(line + "".join(f" \\\n    --hash=sha256:{h}" for h in hs) + "\n")
     write(LOCKS / "base.txt", note + "# Installed for every image variant.\n", lines)
 
-    lines = []
-    for n in sorted(torch):
-        item = torch[n]
-        line = f"{item['metadata']['name']}=={item['metadata']['version']}"
-        h = sha256(item)
-        lines.append(line + (f" \\\n    --hash=sha256:{h}" if h else "") + "\n")
     write(
         LOCKS / "torch-cuda.txt",
         note + "# TORCH_VARIANT=cuda: torch + its CUDA runtime wheels from PyPI (linux/amd64).\n",
-        lines,
+        pinned_lines(torch),
+    )
+
+    # CUDA 12: torch TORCH_CUDA12 resolved together with the base pins (fails on a conflict)
+    cuda12 = resolve([*pins, f"torch=={TORCH_CUDA12}"], "x86_64")
+    extra = sorted(k for k in cuda12 if not TORCH_STACK.match(k) and k not in base)
+    if extra:
+        sys.exit(f"torch=={TORCH_CUDA12} needs packages outside base.txt: {', '.join(extra)}")
+    write(
+        LOCKS / "torch-cuda12.txt",
+        note + "# TORCH_VARIANT=cuda12: torch + its CUDA 12 runtime wheels from PyPI (linux/amd64;\n"
+        "# NVIDIA driver >= 525). torch is older than in torch-cuda.txt: see TORCH_CUDA12.\n",
+        pinned_lines({n: i for n, i in cuda12.items() if TORCH_STACK.match(n)}),
     )
 
     version = torch["torch"]["metadata"]["version"].split("+")[0]

@@ -10,7 +10,9 @@ NXF_HOME, so a run that needed a plugin download would fail here. One Nextflow r
 from __future__ import annotations
 
 import csv
+import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -18,6 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+
+import sci2cl
 
 pytestmark = pytest.mark.pipeline
 
@@ -137,7 +142,7 @@ def test_profile_test_completes(profile_test_run):
     run, outdir = profile_test_run
     tasks = read_trace(outdir, "run1")
     processes = sorted(t["process"].split(":")[-1] for t in tasks)
-    assert processes == ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"], processes
+    assert processes == ["MULTIQC"] + ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"], processes
     assert all(t["status"] == "COMPLETED" for t in tasks), [(t["name"], t["status"]) for t in tasks]
     print(f"-profile test wall time: {run.seconds:.0f} s")
 
@@ -150,6 +155,9 @@ def test_output_layout(profile_test_run):
         path = outdir / "train" / JOINT / f"{JOINT}.{suffix}"
         assert path.is_file() and path.stat().st_size > 0, path
     assert sorted(p.name for p in (outdir / "train").iterdir()) == [JOINT]
+    assert (outdir / "multiqc" / "multiqc_report.html").is_file()
+    assert not list(outdir.glob("*/*/multiqc")), "MultiQC inputs must not be published"
+    assert not list(outdir.rglob("*.checkpoint.pt")), "checkpoints stay in the work directory"
     info = outdir / "pipeline_info"
     for pattern in (
         "execution_report_run1.html",
@@ -165,14 +173,38 @@ def test_software_versions(profile_test_run):
 
     _, outdir = profile_test_run
     versions = yaml.safe_load(
-        (outdir / "pipeline_info" / "sci2cl_software_versions.yml").read_text()
+        (outdir / "pipeline_info" / "sci2cl_software_mqc_versions.yml").read_text()
     )
+    assert set(versions["SCI2CL_PREPARE"]) == {"sci2cl", "python"}, versions
+    assert set(versions["SCI2CL_TRAIN"]) == {"sci2cl", "python", "torch", "cuda"}, versions
     for process in ("SCI2CL_PREPARE", "SCI2CL_TRAIN"):
-        assert set(versions[process]) == {"sci2cl", "python", "torch", "cuda"}, versions[process]
-        assert re.fullmatch(r"\d+\.\d+\.\d+.*", str(versions[process]["sci2cl"])), versions[process]
-        assert str(versions[process]["torch"]).strip(), versions[process]
+        assert versions[process]["sci2cl"] == sci2cl.__version__, versions[process]
+        # the interpreter that ran sci2cl (the repository's .venv), not `python` from PATH
+        assert versions[process]["python"] == platform.python_version(), versions[process]
+    assert versions["SCI2CL_TRAIN"]["torch"] == torch.__version__
+    assert versions["SCI2CL_TRAIN"]["cuda"] == "none"  # the device the task had, not the build
     assert versions["Workflow"]["sci2cl-nf"]
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", str(versions["Workflow"]["Nextflow"]))
+
+
+def test_multiqc_report(profile_test_run):
+    _, outdir = profile_test_run
+    html = (outdir / "multiqc" / "multiqc_report.html").read_text()
+    for section in (
+        "sci2cl_prepare",  # per-sample QC table
+        "sci2cl_prepare_cells",  # cells kept / removed
+        "sci2cl_training",  # training curves
+        "sci2cl_embedding",  # embedding summary
+        f"sci2cl_{JOINT}_umap",  # UMAP
+        "multiqc_software_versions",
+    ):
+        assert f'id="mqc-module-section-{section}"' in html or f'id="{section}"' in html, section
+    data = json.loads(
+        (outdir / "multiqc" / "multiqc_report_data" / "multiqc_data.json").read_text()
+    )
+    table = data["report_saved_raw_data"]["multiqc_sci2cl_prepare_table"]
+    assert sorted(table) == sorted(TEST_SAMPLES), table
+    assert all(row["n_cells_out"] <= row["n_cells_in"] for row in table.values()), table
 
 
 def test_embeddings_parquet(profile_test_run):
@@ -239,26 +271,156 @@ def test_resume_caches_every_task(nextflow, profile_test_run):
     )
     assert again.returncode == 0, again.explain()
     tasks = read_trace(outdir, "resume1")
-    assert len(tasks) == 3, tasks
+    assert len(tasks) == 4, tasks
     assert all(t["status"] == "CACHED" for t in tasks), [(t["name"], t["status"]) for t in tasks]
     print(f"-resume wall time: {again.seconds:.0f} s")
 
 
 # --------------------------------------------------------------------------------------------
-# -stub: no Python toolkit needed
+# a retried SCI2CL_TRAIN resumes from the checkpoint of the failed attempt
+# --------------------------------------------------------------------------------------------
+
+KILL_AFTER_FIRST_CHECKPOINT = """#!/usr/bin/env bash
+# test shim: runs the real `sci2cl`, and SIGKILLs training once its first checkpoint exists
+"{real}" "$@" &
+pid=$!
+while kill -0 "$pid" 2>/dev/null; do
+    if compgen -G '*.checkpoint.pt' >/dev/null; then
+        kill -9 "$pid"
+        echo "test shim: killed sci2cl after its first checkpoint" >&2
+        exit 137
+    fi
+    sleep 0.1
+done
+wait "$pid"
+exit 1  # finished without a checkpoint: nothing to resume from
+"""
+
+
+def test_retried_train_resumes_from_checkpoint(nextflow, profile_test_run, tmp_path):
+    run, _ = profile_test_run
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sci2cl").write_text(KILL_AFTER_FIRST_CHECKPOINT.format(real=REPO / ".venv/bin/sci2cl"))
+    (shim / "sci2cl").chmod(0o755)
+    venv = REPO / ".venv" / "bin"
+    config = tmp_path / "retry.config"
+    # the first attempt runs under the shim (killed: exit 137, which base.config retries);
+    # --seed 1 gives the task a new hash, so the prepared samples come from the cache
+    config.write_text(
+        "process { withName: 'SCI2CL_TRAIN' {\n"
+        "    maxRetries = 1\n"
+        "    ext.args = '--hidden-dims 64,32 --latent-dim 16 --n-views 2 --max-epochs 5 "
+        "--warmup-epochs 2 --batch-size 256 --seed 1'\n"
+        f'    beforeScript = {{ "export PATH={venv}:\\$PATH" + '
+        f"(task.attempt == 1 ? \"; export PATH={shim}:\\$PATH\" : '') }}\n"
+        "} }\n"
+    )
+    outdir = tmp_path / "results"
+    retry = run_nextflow(
+        nextflow,
+        run.launch_dir,
+        "-profile",
+        "test",
+        "-c",
+        str(config),
+        "--outdir",
+        str(outdir),
+        "--trace_report_suffix",
+        "retry1",
+        "-resume",
+    )
+    assert retry.returncode == 0, retry.explain()
+    tasks = {(t["process"].split(":")[-1], t["attempt"]): t for t in read_trace(outdir, "retry1")}
+    first, second = tasks[("SCI2CL_TRAIN", "1")], tasks[("SCI2CL_TRAIN", "2")]
+    assert (first["status"], first["exit"]) == ("FAILED", "137"), first
+    assert second["status"] == "COMPLETED", second
+    assert tasks[("SCI2CL_PREPARE", "1")]["status"] == "CACHED"
+    err = (Path(second["workdir"]) / ".command.err").read_text()
+    assert "attempt 2: resuming from the checkpoint of attempt 1" in err, err
+    # the retry ran only the epochs the killed attempt had not finished ...
+    epochs_run = max(int(n) for n in re.findall(r"(\d+)/5 ", err))
+    assert 1 <= epochs_run < 5, err
+    # ... and the model still has all 5 epochs of history
+    history = (outdir / "train" / JOINT / f"{JOINT}.history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3", "4", "5"], history
+
+
+# --------------------------------------------------------------------------------------------
+# the outs/** file list of nf-core CELLRANGERARC_COUNT
 # --------------------------------------------------------------------------------------------
 
 
-def test_stub_run_without_python_deps(nextflow, tmp_path):
-    # A PATH in which `sci2cl` and `python` exist but fail, as on a machine without the toolkit.
-    fake_bin = tmp_path / "no_deps_bin"
-    fake_bin.mkdir()
-    for tool in ("sci2cl", "python", "python3"):
-        script = fake_bin / tool
-        script.write_text('#!/bin/sh\necho "$0: not installed" >&2\nexit 127\n')
-        script.chmod(0o755)
-    config = tmp_path / "no_deps.config"
-    config.write_text(f"process.beforeScript = 'export PATH={fake_bin}:$PATH'\n")
+def _arc_outs(tmp_path: Path) -> tuple[Path, Path]:
+    """An ARC outs/ folder: the bundled matrices plus the files that collide when flattened
+    (raw_feature_bc_matrix/), per_barcode_metrics.csv and atac_fragments.tsv.gz."""
+    import gzip
+    import shutil
+
+    outs = tmp_path / "pbmc" / "outs"
+    shutil.copytree(REPO / "tests/data/pbmc_arc/outs", outs)
+    shutil.copytree(outs / "filtered_feature_bc_matrix", outs / "raw_feature_bc_matrix")
+    with gzip.open(outs / "filtered_feature_bc_matrix" / "barcodes.tsv.gz", "rt") as handle:
+        barcodes = handle.read().split()
+    lines = ["barcode,is_cell,atac_fragments"]
+    lines += [f"{b},1,{100 + i}" for i, b in enumerate(barcodes)]
+    (outs / "per_barcode_metrics.csv").write_text("\n".join(lines) + "\n")
+    fragments = outs / "atac_fragments.tsv.gz"
+    with gzip.open(fragments, "wt") as handle:
+        handle.writelines(
+            f"chr1\t{100 * i}\t{100 * i + 50}\t{b}\t1\n" for i, b in enumerate(barcodes)
+        )
+    return outs, fragments
+
+
+def test_cellrangerarc_outs_file_list(nextflow, tmp_path):
+    import mudata
+
+    outs, fragments = _arc_outs(tmp_path)
+    config = tmp_path / "venv.config"
+    config.write_text(f"process.beforeScript = 'export PATH={REPO}/.venv/bin:$PATH'\n")
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    cmd = [nextflow["launcher"], "run", str(REPO / "tests" / "cellrangerarc_outs.nf")]
+    proc = subprocess.run(
+        [*cmd, "-c", str(config), "--outs", str(outs), "--sample", "pbmc"],
+        cwd=launch,
+        env=nextflow["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout
+    prepared = dict(re.findall(r"prepared (pbmc_\w+) (\S+)", proc.stdout))
+    assert sorted(prepared) == ["pbmc_all", "pbmc_mex"], proc.stdout
+
+    full = mudata.read_h5mu(prepared["pbmc_all"])
+    # per_barcode_metrics.csv was found next to the matrix: its columns are in obs
+    barcodes = full.obs_names.to_series()
+    assert (full.obs["arc_atac_fragments"] >= 100).all(), full.obs.columns
+    assert full.n_obs == len(barcodes) > 0
+    # the fragments path reaches the output and leads to the sample's fragments file
+    recorded = Path(full.uns["files"]["fragments"])
+    assert recorded.name == "atac_fragments.tsv.gz", recorded
+    assert recorded.resolve().read_bytes() == fragments.read_bytes()
+
+    mex = mudata.read_h5mu(prepared["pbmc_mex"])  # only the filtered MEX files: still works
+    assert mex.n_obs == full.n_obs
+    assert "fragments" not in mex.uns.get("files", {})
+
+
+# --------------------------------------------------------------------------------------------
+# -stub
+# --------------------------------------------------------------------------------------------
+
+
+def test_stub_per_sample_integration(nextflow, tmp_path):
+    # sci2cl options reach the CLI through ext.args (the stub echoes its arguments)
+    config = tmp_path / "args.config"
+    config.write_text(
+        "process { withName: 'SCI2CL_TRAIN' { ext.args = '--latent-dim 8 --no-fusion-check' } }\n"
+    )
     outdir = tmp_path / "results"
     run = run_nextflow(
         nextflow,
@@ -268,52 +430,25 @@ def test_stub_run_without_python_deps(nextflow, tmp_path):
         "-stub",
         "-c",
         str(config),
-        "--outdir",
-        str(outdir),
-        "--trace_report_suffix",
-        "stub1",
-    )
-    assert run.returncode == 0, run.explain()
-    tasks = read_trace(outdir, "stub1")
-    assert len(tasks) == 3 and all(t["status"] == "COMPLETED" for t in tasks), tasks
-    for suffix in TRAIN_FILES:
-        assert (outdir / "train" / JOINT / f"{JOINT}.{suffix}").exists()
-    versions = (outdir / "pipeline_info" / "sci2cl_software_versions.yml").read_text()
-    assert "stub" in versions, versions
-    print(f"-stub wall time: {run.seconds:.0f} s")
-
-
-def test_stub_per_sample_integration(nextflow, tmp_path):
-    outdir = tmp_path / "results"
-    run = run_nextflow(
-        nextflow,
-        tmp_path / "launch",
-        "-profile",
-        "test",
-        "-stub",
         "--integration",
         "per_sample",
-        "--cross_attention",
-        "true",
-        "--fusion_check",
-        "false",
         "--outdir",
         str(outdir),
         "--trace_report_suffix",
         "per_sample1",
     )
     assert run.returncode == 0, run.explain()
-    # boolean params become the CLI's --flag / --no-flag (the stub echoes its arguments)
     scripts = [p.read_text() for p in (tmp_path / "launch").glob("work/*/*/.command.sh")]
     train = [s for s in scripts if "embeddings.parquet" in s]
     assert len(train) == 2, scripts
-    assert all("--cross-attention" in s and "--no-fusion-check" in s for s in train), train
+    assert all("--latent-dim 8 --no-fusion-check" in s for s in train), train
     tasks = read_trace(outdir, "per_sample1")
     processes = sorted(t["process"].split(":")[-1] for t in tasks)
-    assert processes == ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"] * 2, processes
+    assert processes == ["MULTIQC"] + ["SCI2CL_PREPARE"] * 2 + ["SCI2CL_TRAIN"] * 2, processes
     for sample in TEST_SAMPLES:
         for suffix in TRAIN_FILES:
             assert (outdir / "train" / sample / f"{sample}.{suffix}").exists()
+    assert (outdir / "multiqc" / "multiqc_report.html").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,12 +516,15 @@ def test_bad_params_fail_fast(nextflow, tmp_path):
         str(tmp_path / "results"),
         "--integration",
         "everything",
-        "--max_epochs",
-        "many",
+        "--gpu_cuda",
+        "11",
+        "--save_model",
+        "maybe",
     )
     assert run.returncode != 0, run.explain()
     assert "--integration 'everything' is not one of: per_sample, joint" in run.output, run.output
-    assert "--max_epochs 'many' is not of type integer" in run.output, run.output
+    assert "--gpu_cuda '11' is not one of: 12, 13" in run.output, run.output
+    assert "--save_model 'maybe' is not of type boolean" in run.output, run.output
     assert "Submitted process" not in run.output
 
 

@@ -6,6 +6,8 @@
 
 include { SCI2CL_PREPARE } from '../modules/local/sci2cl/prepare/main'
 include { SCI2CL_TRAIN   } from '../modules/local/sci2cl/train/main'
+include { MULTIQC        } from '../modules/local/multiqc/main'
+include { softwareVersionsToYAML } from '../subworkflows/local/utils_sci2cl_pipeline'
 
 workflow SCI2CL {
 
@@ -15,13 +17,18 @@ workflow SCI2CL {
     joint_id         // string:  meta.id (and file prefix) of the joint model
 
     main:
+    // [ process, tool, version ] from every task. The modules also put them on the `versions`
+    // topic, but topic channels are a preview feature on Nextflow 24.10, so they are mixed here.
     ch_versions = channel.empty()
 
     //
     // PREPARE: QC, feature selection; one prepared MuData per sample
     //
     SCI2CL_PREPARE(ch_samplesheet)
-    ch_versions = ch_versions.mix(SCI2CL_PREPARE.out.versions)
+    ch_versions = ch_versions.mix(
+        SCI2CL_PREPARE.out.versions_sci2cl,
+        SCI2CL_PREPARE.out.versions_python
+    )
 
     //
     // TRAIN input: [ meta, [ prepared.h5mu, ... ] ]
@@ -44,7 +51,37 @@ workflow SCI2CL {
     }
 
     SCI2CL_TRAIN(ch_train_input)
-    ch_versions = ch_versions.mix(SCI2CL_TRAIN.out.versions)
+    ch_versions = ch_versions.mix(
+        SCI2CL_TRAIN.out.versions_sci2cl,
+        SCI2CL_TRAIN.out.versions_python,
+        SCI2CL_TRAIN.out.versions_torch,
+        SCI2CL_TRAIN.out.versions_cuda
+    )
+
+    //
+    // pipeline_info/sci2cl_software_mqc_versions.yml, then the MultiQC report: sci2cl's custom
+    // content of every task (QC, training curves, embedding, UMAP) and the versions
+    //
+    ch_versions_yml = softwareVersionsToYAML(
+        ch_versions,
+        (workflow.manifest.name ?: 'sci2cl-nf').tokenize('/')[-1],
+        workflow.manifest.version ?: 'dev',
+        "${nextflow.version}"
+    )
+        .collectFile(
+            storeDir: "${params.outdir}/pipeline_info",
+            name: 'sci2cl_software_mqc_versions.yml',
+            sort: true,
+            newLine: true
+        )
+    ch_multiqc_files = SCI2CL_PREPARE.out.multiqc
+        .mix(SCI2CL_TRAIN.out.multiqc)
+        .flatMap { row -> row[1] instanceof List ? row[1] : [row[1]] }
+        .mix(ch_versions_yml)
+    MULTIQC(
+        ch_multiqc_files.toSortedList { a, b -> a.name <=> b.name },
+        channel.value(file("${projectDir}/assets/multiqc_config.yml", checkIfExists: true))
+    )
 
     emit:
     prepared   = SCI2CL_PREPARE.out.h5mu      // channel: [ val(meta), path(*.prepared.h5mu) ]
@@ -53,5 +90,6 @@ workflow SCI2CL {
     model      = SCI2CL_TRAIN.out.model       // channel: [ val(meta), path(*.model.pt) ]
     history    = SCI2CL_TRAIN.out.history     // channel: [ val(meta), path(*.history.csv) ]
     figures    = SCI2CL_TRAIN.out.figures     // channel: [ val(meta), [ path(*.png) ] ]
-    versions   = ch_versions                  // channel: [ path(versions.yml) ]
+    multiqc    = MULTIQC.out.report           // channel: [ path(multiqc_report.html) ]
+    versions   = ch_versions                  // channel: [ val(process), val(tool), val(version) ]
 }

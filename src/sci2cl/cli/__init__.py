@@ -17,9 +17,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from sci2cl.cli import embed, evaluate, prepare, run, train
+    from sci2cl.cli import embed, evaluate, multiqc, prepare, run, train
 
-    for module in (prepare, train, embed, evaluate, run):
+    for module in (prepare, train, embed, evaluate, run, multiqc):
         main.add_command(module.command)
 
 

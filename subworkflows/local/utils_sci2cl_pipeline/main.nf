@@ -326,28 +326,23 @@ def resolveSamplesheetPath(value, base_dir) {
 */
 
 //
-// Merge the versions.yml files of all tasks into one YAML text:
+// Merge the [ process, tool, version ] tuples of all tasks into one YAML text:
 //   <PROCESS (last name)>: { tool: version, ... }  plus  Workflow: { sci2cl-nf, Nextflow }
-// Works on Nextflow 24.10 (no topic channel needed): the modules' `versions` emits are mixed
-// into one channel by the workflow. On Nextflow >= 25.04 the same files are also on the
+// Works on Nextflow 24.10 (no topic channel needed): the workflow mixes the modules'
+// `versions_*` emits into one channel. On Nextflow >= 25.04 the same tuples are also on the
 // `versions` topic for pipelines that read channel.topic('versions').
 //
 def softwareVersionsToYAML(ch_versions, pipeline_name, pipeline_version, nextflow_version) {
     return ch_versions
-        .map { versions_file -> versions_file.text }
         .unique()
-        .map { text -> new org.yaml.snakeyaml.Yaml().load(text) }
-        .collect()
-        .ifEmpty([])
-        .map { maps ->
+        .toList()
+        .map { rows ->
             def merged = new TreeMap()
-            maps.each { entry ->
-                (entry ?: [:]).each { process_name, tools ->
-                    def short_name = process_name.toString().tokenize(':')[-1]
-                    def current = merged.containsKey(short_name) ? merged[short_name] : new TreeMap()
-                    (tools ?: [:]).each { tool, version -> current[tool.toString()] = version == null ? '' : version.toString() }
-                    merged[short_name] = current
-                }
+            rows.each { row ->
+                def short_name = row[0].toString().tokenize(':')[-1]
+                def tools = merged.containsKey(short_name) ? merged[short_name] : new TreeMap()
+                tools[row[1].toString()] = row[2] == null ? '' : row[2].toString()
+                merged[short_name] = tools
             }
             def workflow_entry = new TreeMap()
             workflow_entry[pipeline_name.toString()] = pipeline_version.toString()
