@@ -86,6 +86,12 @@ bench-scaling-10x: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.scaling_10x --out benchmarks/results \
 		--cells $(SCALING_10X_CELLS) --doc docs/benchmarks.md
 
+# Deep-ATAC titration (issue 12): peers train once, sci2cl rows at every depth and seed 0-2;
+# rewrites only its block of docs/benchmarks.md
+.PHONY: bench-titration
+bench-titration: setup bench-setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --titration
+
 # nf-core lint (nf-core tools in their own venv). Offline it needs a local clone of
 # nf-core/modules: make lint-nfcore NFCORE_MODULES=/path/to/nf-core-modules
 NFCORE_VENV ?= .venv-nfcore

@@ -231,6 +231,8 @@ def scaling_section(out: Path, figure_dir: Path) -> list[str]:
 def write_report(
     out: Path, doc: Path, command_line: str, caps: dict[str, int], umap_seeds: dict[str, int]
 ) -> None:
+    from benchmarks.titration_report import titration_block  # imports this module
+
     results = {m.label: r for m in METHODS if (r := load(out, m)) is not None}
     groups = {m.label: m.group for m in METHODS}
     notes = {m.label: m.note for m in METHODS if m.note and m.label in results}
@@ -323,6 +325,8 @@ def write_report(
         "",
         *speed_lines(results),
         *side_by_side_lines(out),
+        "",
+        *titration_block(out, doc),  # its own block: `--titration` rewrites it in place
         "",
         "## Ablations (same data, same run settings)",
         "",
