@@ -55,7 +55,7 @@ clean:
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?= --data ../shared/data --out benchmarks/results --threads 1
 
-.PHONY: bench bench-setup bench-scaling bench-speed
+.PHONY: bench bench-setup bench-scaling bench-speed bench-loader bench-scaling-10x
 
 bench-setup: $(BENCH_VENV)/.installed
 
@@ -74,6 +74,23 @@ bench-scaling: setup
 # sci2cl and MultiVI (20 epochs) trained at the same time: the speed ratio on a drifting machine
 bench-speed: setup bench-setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --speed-check 20
+
+# Loader vs model step at 10x Multiome shape (one thread); writes its section of docs/benchmarks.md
+bench-loader: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.loader --out benchmarks/results \
+		--doc docs/benchmarks.md
+
+# One full CPU epoch at 10x Multiome density per size, peak RSS each (1M cells: hours)
+SCALING_10X_CELLS ?= 10000,100000,1000000
+bench-scaling-10x: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.scaling_10x --out benchmarks/results \
+		--cells $(SCALING_10X_CELLS) --doc docs/benchmarks.md
+
+# Deep-ATAC titration (issue 12): peers train once, sci2cl rows at every depth and seed 0-2;
+# rewrites only its block of docs/benchmarks.md
+.PHONY: bench-titration
+bench-titration: setup bench-setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS) --titration
 
 # nf-core lint (nf-core tools in their own venv). Offline it needs a local clone of
 # nf-core/modules: make lint-nfcore NFCORE_MODULES=/path/to/nf-core-modules

@@ -12,7 +12,9 @@ import pandas as pd
 from benchmarks.bench_input import EXCLUDE, LABELS, read_labels
 from benchmarks.environment import machine, peer_versions, product_versions
 from benchmarks.figures import scaling_plot, umap_grid
+from benchmarks.loader import loader_section
 from benchmarks.methods import MAIN_GROUPS, METHODS, Method
+from benchmarks.scaling_10x import scaling_10x_section
 
 PROTOCOLS = (("leiden", "Leiden k"), ("kmeans", "KMeans k"), ("umap_kmeans", "UMAP-2D + KMeans"))
 
@@ -229,6 +231,8 @@ def scaling_section(out: Path, figure_dir: Path) -> list[str]:
 def write_report(
     out: Path, doc: Path, command_line: str, caps: dict[str, int], umap_seeds: dict[str, int]
 ) -> None:
+    from benchmarks.titration_report import titration_block  # imports this module
+
     results = {m.label: r for m in METHODS if (r := load(out, m)) is not None}
     groups = {m.label: m.group for m in METHODS}
     notes = {m.label: m.note for m in METHODS if m.note and m.label in results}
@@ -322,6 +326,8 @@ def write_report(
         *speed_lines(results),
         *side_by_side_lines(out),
         "",
+        *titration_block(out, doc),  # its own block: `--titration` rewrites it in place
+        "",
         "## Ablations (same data, same run settings)",
         "",
         *variant_section(ablations, "ablated"),
@@ -349,6 +355,8 @@ def write_report(
         "## Scaling (sci2cl, resampled real cells)",
         "",
         *scaling_section(out, figure_dir),
+        *loader_section(out, doc),
+        *scaling_10x_section(out, doc),
         "",
         "## GPU",
         "",

@@ -5,6 +5,7 @@ and peak RSS measured), score all with sci2cl's evaluation, regenerate docs/benc
     python -m benchmarks.run ... --methods sci2cl,multivi     # re-run a subset (cached rest)
     python -m benchmarks.run ... --scaling                    # time/memory vs cells, features
     python -m benchmarks.run ... --speed-check 20             # sci2cl and MultiVI side by side
+    python -m benchmarks.run ... --titration                  # deep-ATAC titration (see there)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +29,8 @@ from benchmarks.methods import BY_NAME, MAIN_GROUPS, METHODS, Method, command
 from benchmarks.report import SPEED_PAIR, write_report
 from benchmarks.sci2cl_outputs import embedding, training_record
 from benchmarks.scoring import mixing_scores, score_method, umap_coordinates
+from benchmarks.titration import SEEDS, run_titration
+from benchmarks.titration_data import DEPTHS
 from sci2cl.evaluate import EvaluationConfig
 
 
@@ -41,9 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peer-max-epochs", type=int, default=30, help="scVI/PeakVI/MultiVI cap")
     parser.add_argument("--mofa-max-iter", type=int, default=200, help="MOFA+ iteration cap")
     parser.add_argument("--caps", default="", help="per-method overrides, e.g. multivi=60,scvi=100")
-    parser.add_argument("--umap-seeds", type=int, default=5, help="paper protocol UMAP seeds")
     parser.add_argument(
-        "--fine-umap-seeds", type=int, default=5, help="same for the fine labels (0: skip)"
+        "--umap-seeds", type=int, default=None, help="paper protocol UMAP seeds (5; titration 0)"
+    )
+    parser.add_argument(
+        "--fine-umap-seeds", type=int, default=None, help="same for the fine labels (0: skip)"
     )
     parser.add_argument("--force", action="store_true", help="re-train cached methods")
     parser.add_argument("--no-train", action="store_true", help="only score + report")
@@ -58,7 +64,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaling-cells", default="10000,50000,200000,1000000")
     parser.add_argument("--scaling-peaks", default="2500,10000,25000")
     parser.add_argument("--scaling-steps", type=int, default=20, help="timed steps per size")
-    return parser.parse_args(argv)
+    parser.add_argument("--titration", action="store_true", help="run the deep-ATAC titration")
+    parser.add_argument("--titration-methods", default="all", help="peers and/or variant names")
+    parser.add_argument("--titration-depths", default=",".join(map(str, DEPTHS)))
+    parser.add_argument("--titration-seeds", default=",".join(map(str, SEEDS)))
+    args = parser.parse_args(argv)
+    for name in ("umap_seeds", "fine_umap_seeds"):  # the titration skips UMAP unless asked
+        if getattr(args, name) is None:
+            setattr(args, name, 0 if args.titration else 5)
+    return args
 
 
 def say(message: str) -> None:
@@ -73,12 +87,19 @@ def caps(args: argparse.Namespace) -> dict[str, int]:
     return {**scvi_family, "mofa": args.mofa_max_iter} | {k: int(v) for k, v in overrides.items()}
 
 
-def train(method: Method, h5mu: Path, out: Path, args: argparse.Namespace) -> None:
-    """Run the method's child process once; write ``run.json`` (cached unless --force)."""
+def train(
+    method: Method,
+    h5mu: Path,
+    out: Path,
+    args: argparse.Namespace,
+    family: Sequence[Method] = METHODS,
+) -> None:
+    """Run the method's child process once; write ``run.json`` (cached unless --force).
+    Re-training clears the rows of ``family`` scored from this run."""
     folder = out / "methods" / method.name
     if (folder / "run.json").exists() and not args.force:
         return
-    for stale in [method] + [m for m in METHODS if m.run == method.name]:
+    for stale in [method] + [m for m in family if m.run == method.name]:
         shutil.rmtree(out / "methods" / stale.name, ignore_errors=True)
     folder.mkdir(parents=True)
     cap = caps(args).get(method.name)
@@ -169,6 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.scaling import run_scaling
 
         run_scaling(args)
+        return
+    if args.titration:
+        run_titration(args)
         return
     h5mu = write_input(args.data, args.out / "input", args.max_cells)
     barcodes = read_labels(args.out / "input").index.to_numpy()

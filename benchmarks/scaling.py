@@ -20,9 +20,6 @@ from sci2cl.train import TrainConfig
 
 DEFAULT_PEAKS = 10000
 DEFAULT_CELLS = 10000
-# Assumed seconds per step on one current GPU, for the 1M-cell extrapolation only (a step of
-# this model is launch/IO-bound there); replace with a measurement when a GPU is available.
-GPU_STEP_S = (0.005, 0.010)
 
 
 def points(args: argparse.Namespace) -> list[tuple[str, int, int]]:
@@ -57,30 +54,20 @@ def notes(table: pd.DataFrame) -> str:
     cells = table[table["axis"] == "cells"].sort_values("n_cells")
     per_cell_step = np.polyfit(cells["n_cells"], cells["s_per_step"], 1)[0] if len(cells) > 1 else 0
     largest = cells.iloc[-1]
-    train = TrainConfig()  # the defaults a run uses: held-out fraction, batch size
-    batch = train.batch_size
-    steps = int(1e6 * (1 - train.validation_fraction)) // batch
+    batch = TrainConfig().batch_size
     million = largest["s_per_epoch"] * 1e6 / largest["n_cells"]
     return "\n".join(
         [
             f"- Peak RSS ≈ {intercept:.0f} MiB + {slope:.1f} MiB per million non-zeros "
             "(least squares over all points): memory grows linearly with the non-zeros, "
-            "since the data stay sparse (CSR) and only a mini-batch is ever dense.",
+            "since the data stay sparse and only a mini-batch is ever dense.",
             f"- Step time barely depends on the number of cells (slope {per_cell_step:.2e} s "
             f"per extra cell: a step sees one mini-batch of {batch} cells), so an epoch costs "
             "steps x step time, linear in cells.",
             f"- 1M cells on this CPU (threads as above): ≈ {million / 3600:.1f} h per epoch "
             f"({largest['s_per_step']:.3f} s/step measured at {int(largest['n_cells']):,} cells).",
-            f"- 1M cells on one GPU (extrapolated, not measured: no GPU was lent to this "
-            f"session): an epoch is {steps:,} steps of {batch} cells. The model is small (hidden "
-            "256/128, decoders on 4,096 sampled features per step, ~6 GFLOP per step), so on a "
-            f"GPU a step is bound by kernel launches and host-side batch slicing; assuming "
-            f"{GPU_STEP_S[0] * 1e3:.0f}-{GPU_STEP_S[1] * 1e3:.0f} ms per step, an epoch takes "
-            f"{steps * GPU_STEP_S[0]:.0f}-{steps * GPU_STEP_S[1]:.0f} s and a default run "
-            f"(~25 epochs here) {25 * steps * GPU_STEP_S[0] / 60:.0f}-"
-            f"{25 * steps * GPU_STEP_S[1] / 60:.0f} min. GPU memory does not grow with cells "
-            "(the CSR data stay in host RAM; one mini-batch at a time goes to the device); host "
-            "RAM follows the fit above. Measure with `--scaling` on a GPU machine.",
+            "- GPU: not measured (no GPU was lent to this session); the 10x-density study "
+            "below measures a full 1M-cell epoch on the CPU.",
         ]
     )
 

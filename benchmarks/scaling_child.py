@@ -46,7 +46,8 @@ def time_steps(data: MultiomeDataset, module: Sci2clModule, steps: int, batch: i
     durations = []
     for step in range(WARM_STEPS + steps):
         start = time.perf_counter()
-        terms = module.loss(data.batch(rng.choice(data.n_cells, batch, replace=False)))
+        rows = rng.choice(data.n_cells, batch, replace=False)
+        terms = module.loss(data.batch(rows, module.config.decoder_features_per_step))
         optimiser.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimiser.step()

@@ -99,8 +99,9 @@ def test_train_writes_every_output(snare_run):
     assert len(mdata.uns["sci2cl"]["history"]["epoch"]) == 3
     history = pd.read_csv(out / "snare.history.csv")
     assert {"train_loss", "val_loss", "train_moc", "val_mom"} <= set(history.columns)
-    payload = torch.load(out / "snare.model.pt", weights_only=False)
-    assert payload["format"] == "sci2cl-model/2" and payload["model_config"]["latent_dim"] == 8
+    payload = torch.load(out / "snare.model.pt", weights_only=True)
+    config = json.loads(payload["config"])
+    assert payload["format"] == "sci2cl-model/3" and config["model_config"]["latent_dim"] == 8
 
 
 def test_embed_reproduces_training_embeddings(snare_run):

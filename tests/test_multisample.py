@@ -164,8 +164,9 @@ def test_batch_covariate_changes_reconstruction_not_encoding(libraries):
     n_features = {m: data.n_features(m) for m in ("rna", "atac")}
     torch.manual_seed(0)
     module = Sci2clModule(n_features, replace(SMALL_MODEL, n_samples=2)).eval()
-    batch = data.batch(np.arange(8))
-    flipped = data.batch(np.arange(8))
+    k = SMALL_MODEL.decoder_features_per_step
+    batch = data.batch(np.arange(8), k)
+    flipped = data.batch(np.arange(8), k)
     flipped.sample = 1 - flipped.sample
     with torch.no_grad():
         for a, b in zip(
@@ -202,12 +203,8 @@ def test_within_sample_negatives_mask_info_nce():
 
 
 def test_old_payload_without_sample_fields_loads():
-    module = Sci2clModule({"rna": 5, "atac": 7}, SMALL_MODEL)
-    transform = InputTransform(1.0, np.ones(5, np.float32))
-    trained = TrainedModel(
-        module, {"rna": list("abcde"), "atac": list("abcdefg")}, {"rna": transform}
-    )
-    payload = trained.to_payload()
+    """A format /2 file (tests/data/legacy_model) from before the sample fields existed."""
+    payload = torch.load(DATA / "legacy_model" / "snare.model.pt", weights_only=False)
     del payload["samples"]
     for key in ("n_samples", "batch_covariate", "negatives"):
         del payload["model_config"][key]
@@ -286,10 +283,10 @@ def test_cli_joint_train_embed_query_and_evaluate(tmp_path):
     assert "combined 2 samples" in result.stderr and "merged peaks" in result.stderr
     table = pd.read_parquet(tmp_path / "joint.embeddings.parquet")
     assert set(table["sample"]) == {"snare_a", "snare_b"}
-    payload = torch.load(tmp_path / "joint.model.pt", weights_only=False)
-    assert payload["samples"] == ["snare_a", "snare_b"]
-    assert payload["model_config"]["n_samples"] == 2
-    assert payload["model_config"]["negatives"] == "within_sample"
+    model = TrainedModel.load(tmp_path / "joint.model.pt")
+    assert model.samples == ["snare_a", "snare_b"]
+    assert model.module.config.n_samples == 2
+    assert model.module.config.negatives == "within_sample"
 
     # query: the unsplit subset with the original (unshifted) peaks -> mapped by overlap
     invoke(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
+from conftest import DATA, SNARE_H5MU
 from helpers import SMALL_MODEL, SMALL_TRAIN
 
 from sci2cl.api import fit
@@ -15,8 +17,6 @@ from sci2cl.preprocess import PrepareConfig, prepare
 
 @pytest.fixture(scope="module")
 def prepared():
-    from conftest import SNARE_H5MU
-
     from sci2cl.io import read_multiome
 
     mdata = read_multiome(SNARE_H5MU)
@@ -69,18 +69,34 @@ def test_same_seed_same_model_on_cpu(prepared, trained):
     )
 
 
-def test_model_payload_round_trip(trained, tmp_path):
+def test_model_file_round_trip_loads_weights_only(trained, tmp_path):
     model, _, data = trained
     path = tmp_path / "m.pt"
-    torch.save(model.to_payload(), path)
-    loaded = TrainedModel.from_payload(torch.load(path, weights_only=False))
-    assert loaded.features == model.features
+    model.save(path)
+    payload = torch.load(path, weights_only=True)  # no pickled code: tensors and JSON only
+    assert payload["format"] == "sci2cl-model/3"
+    assert all(t.device.type == "cpu" for t in payload["state_dict"].values())
+    loaded = TrainedModel.load(path)
+    assert loaded.features == model.features and loaded.history == model.history
     np.testing.assert_allclose(
         embed(model.module, data)["joint"],
         embed(loaded.module, loaded.dataset(data.counts))["joint"],
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def test_unreadable_model_file_is_an_input_error(tmp_path):
+    from sci2cl.errors import InputError
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    for path, problem in ((bad, "not a readable sci2cl model"), (tmp_path / "no.pt", "no such")):
+        with pytest.raises(InputError, match=problem):
+            TrainedModel.load(path)
+    torch.save({"format": "other/1"}, bad)
+    with pytest.raises(InputError, match="not a sci2cl model"):
+        TrainedModel.load(bad)
 
 
 @pytest.mark.parametrize("val_mom, kept", [(0.52, True), (0.75, False)])
@@ -97,32 +113,62 @@ def test_fusion_check_reads_the_selected_epoch(val_mom, kept):
     assert float(module.fusion.cross.residual_gate) == float(kept)
 
 
-def test_format_1_model_loads_with_its_residual_on(trained):
-    model, _, data = trained
-    payload = model.to_payload()
+def test_legacy_model_files_load_and_embed_as_when_written(tmp_path):
+    """A format /2 file (pickled dict, numpy arrays) written by sci2cl 98152b3 still loads
+    with weights_only=True and embeds the cells it was trained on as it did then."""
+    import pandas as pd
+
+    from sci2cl.cli import main
+
+    legacy = DATA / "legacy_model"
+    payload = torch.load(legacy / "snare.model.pt", weights_only=False)
     assert payload["format"] == "sci2cl-model/2"
-    reference = TrainedModel.from_payload(payload)
-    reference.module.fusion.cross.residual_gate.fill_(1.0)  # what a /1 model always did
-    expected = embed(reference.module, data)["joint"]
+    result = CliRunner().invoke(
+        main,
+        ["embed", "--model", str(legacy / "snare.model.pt"), "--input", str(SNARE_H5MU)]
+        + ["--output-prefix", str(tmp_path / "q"), "--device", "cpu", "--threads", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    then = pd.read_parquet(legacy / "snare.embeddings.parquet")
+    now = pd.read_parquet(tmp_path / "q.embeddings.parquet")
+    assert list(now["barcode"]) == list(then["barcode"])
+    latent = [c for c in then.columns if c.removeprefix("sci2cl_").isdigit()]
+    np.testing.assert_allclose(now[latent], then[latent], rtol=1e-4, atol=1e-5)
+    # format /1 predates the fusion check: no residual gate saved, the residual always on
     payload["format"] = "sci2cl-model/1"
-    payload["state_dict"] = {
-        k: v.clone() for k, v in payload["state_dict"].items() if not k.endswith("residual_gate")
-    }
-    loaded = TrainedModel.from_payload(payload)
-    np.testing.assert_allclose(embed(loaded.module, data)["joint"], expected, atol=1e-6)
+    del payload["state_dict"]["fusion.cross.residual_gate"]
+    old = TrainedModel.from_payload(payload)
+    assert float(old.module.fusion.cross.residual_gate) == 1.0
     payload["format"] = "sci2cl-model/0"
     with pytest.raises(ValueError, match="not a sci2cl model"):
         TrainedModel.from_payload(payload)
 
 
-def test_checkpoint_resume_continues_training(prepared, tmp_path):
+def test_resumed_run_matches_the_uninterrupted_one(prepared, trained, tmp_path):
     from dataclasses import replace
 
+    model, result, data = trained
+    torch.set_num_threads(1)  # as the fixture trained (in-process CLI runs may change it)
     ckpt = tmp_path / "run.ckpt"
     fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, max_epochs=2), checkpoint=ckpt)
-    _, resumed, _ = fit(prepared, SMALL_MODEL, SMALL_TRAIN, checkpoint=ckpt, resume=ckpt)
-    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
-    assert resumed.epochs_run == 3
+    payload = torch.load(ckpt, weights_only=True)
+    assert payload["state"]["epoch"] == 2 and {"numpy", "torch"} <= set(payload["rng"])
+    again, resumed, _ = fit(prepared, SMALL_MODEL, SMALL_TRAIN, checkpoint=ckpt, resume=ckpt)
+    assert resumed.history == result.history and resumed.epochs_run == 3
+    np.testing.assert_array_equal(
+        embed(again.module, data)["joint"], embed(model.module, data)["joint"]
+    )
+
+
+def test_non_finite_loss_stops_training_naming_epoch_and_term(prepared, tmp_path):
+    from dataclasses import replace
+
+    from sci2cl.train.errors import TrainingDiverged
+
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingDiverged, match=r"loss term '\w+' is (nan|inf) at epoch 1"):
+        fit(prepared, SMALL_MODEL, replace(SMALL_TRAIN, lr=1e30), checkpoint=ckpt)
+    assert not ckpt.exists()  # a diverged epoch is never saved
 
 
 def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):

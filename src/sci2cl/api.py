@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields, replace
@@ -25,7 +24,7 @@ from sci2cl import outputs, preprocess
 from sci2cl.align import SELECTED, aligned_counts, query_counts, selected_features
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel, embed
-from sci2cl.errors import InputError, Sci2clError, Sci2clWarning, one_line
+from sci2cl.errors import InputError, Sci2clError, Sci2clWarning
 from sci2cl.io import default_sample_name, multiome_from_mudata, staged_outputs
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
@@ -181,16 +180,7 @@ class SCI2CL:
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "no such file")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-            raise InputError(path, f"not a readable model file ({one_line(err)})") from None
-        if not isinstance(payload, dict) or "format" not in payload:
-            raise InputError(path, "not a sci2cl model file")
-        try:
-            trained = TrainedModel.from_payload(payload)
-        except ValueError as err:
-            raise InputError(path, str(err)) from None
+        trained = TrainedModel.load(path)  # weights_only: no code runs; InputError if bad
         model = cls(None, trained.module.config, trained)
         model.source = path
         return model

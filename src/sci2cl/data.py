@@ -1,19 +1,21 @@
-"""Sparse paired-modality data and mini-batches.
+"""Paired-modality data and mini-batches.
 
-Counts stay in scipy CSR until a mini-batch is materialised. A batch carries, per modality,
-the encoder input as a ragged sparse list (``indices``/``offsets``/``values``, consumed by an
-``embedding_bag`` first layer), the dense raw counts of the batch (ZINB target) and the
-library sizes.
+Counts live in a compact paged store (:mod:`sci2cl.packed`) until a mini-batch is decoded,
+on whatever device trains. A batch carries, per modality, the encoder input as a ragged sparse
+list (``indices``/``offsets``/``values``, consumed by an ``embedding_bag`` first layer), the
+library sizes and, for training, the ZINB target: the dense counts of a feature subset drawn
+before anything is densified. Encode-only batches (embedding, calibration) have no target.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from sci2cl.packed import PackedCounts, PackedRows
 
 MODALITIES = ("rna", "atac")
 
@@ -57,18 +59,40 @@ def _lognorm(counts: sp.csr_matrix, library: np.ndarray, target: float) -> sp.cs
     return out
 
 
+MAX_INPUT = 10.0  # encoder inputs are capped here (InputTransform.apply's default)
+
+
+@dataclass
+class ZINBTarget:
+    """Reconstruction target: raw counts of a feature subset (None: all features)."""
+
+    counts: torch.Tensor  # (B, k) float32
+    features: torch.Tensor | None  # (k,) int64 feature numbers, or None for all d features
+
+    def to(self, device: torch.device) -> ZINBTarget:
+        features = None if self.features is None else self.features.to(device, non_blocking=True)
+        return ZINBTarget(self.counts.to(device, non_blocking=True), features)
+
+
 @dataclass
 class ModalityBatch:
-    """One modality of a mini-batch, as tensors."""
+    """One modality of a mini-batch, as tensors. The sparse input may hold explicit zeros
+    (page filler of the packed store): their values are 0, so they add nothing."""
 
     indices: torch.Tensor  # (nnz,) int64 feature index of each stored input value
     offsets: torch.Tensor  # (B,) int64 start of each cell in ``indices``
     values: torch.Tensor  # (nnz,) float32 transformed input values
-    counts: torch.Tensor  # (B, d) float32 raw counts (ZINB target)
     library: torch.Tensor  # (B,) float32 total raw counts
+    target: ZINBTarget | None = None  # absent in encode-only batches
 
     def to(self, device: torch.device) -> ModalityBatch:
-        return ModalityBatch(*(t.to(device, non_blocking=True) for t in self.__dict__.values()))
+        moved = (t.to(device, non_blocking=True) for t in (self.indices, self.offsets))
+        return ModalityBatch(
+            *moved,
+            self.values.to(device, non_blocking=True),
+            self.library.to(device, non_blocking=True),
+            None if self.target is None else self.target.to(device),
+        )
 
     @property
     def size(self) -> int:
@@ -94,63 +118,91 @@ class MultiomeBatch:
         return getattr(self, modality)
 
 
+def decode(
+    part: PackedRows,
+    scale: torch.Tensor,
+    target_sum: float,
+    n_features: int,
+    target_features: int | None = None,
+) -> ModalityBatch:
+    """Expand gathered pages into a batch on their device, with no host sync: columns,
+    encoder inputs ``min(log1p(x / library * target_sum) / scale, MAX_INPUT)`` and, when
+    ``target_features`` is given, the ZINB target on that many features drawn uniformly
+    (torch's RNG on the device; all features when there are no more than that)."""
+    cols = part.columns()
+    counts = part.counts.to(torch.float32)
+    per_cell = torch.full_like(part.library, target_sum) / part.library.clamp_min(1.0)
+    logged = torch.log1p(counts * per_cell.index_select(0, part.page_cell).unsqueeze(1))
+    values = (logged.view(-1) / scale.index_select(0, cols)).clamp_max(MAX_INPUT)
+    target = None
+    if target_features is not None:
+        target = _target(cols, counts.view(-1), part, n_features, target_features)
+    return ModalityBatch(cols, part.offsets, values, part.library, target)
+
+
+def _target(cols, counts, part: PackedRows, d: int, k: int) -> ZINBTarget:
+    """Dense (B, k) counts of a uniformly drawn feature subset, scattered from the entries."""
+    n_cells, device, pages = part.library.shape[0], cols.device, part.steps.shape
+    cell = part.page_cell.unsqueeze(1)  # broadcasts over the entries of each page
+    features, width, where = None, d, cols.view(pages)
+    if k < d:
+        features = torch.randperm(d, device=device)[:k]
+        position = torch.full((d,), k, dtype=torch.int64, device=device)
+        position[features] = torch.arange(k, device=device)
+        width = k + 1  # features outside the subset land in a spare last column
+        where = position.index_select(0, cols).view(pages)
+    slot = (cell * width + where).view(-1)
+    dense = counts.new_zeros(n_cells * width).index_add_(0, slot, counts).view(n_cells, width)
+    return ZINBTarget(dense if features is None else dense[:, :k], features)
+
+
 class MultiomeDataset:
-    """Raw counts and encoder inputs of paired cells, both modalities in CSR; ``sample``
-    holds integer sample codes per cell when the cells come from several samples."""
+    """Raw counts of paired cells in packed stores (one per modality), their input
+    transforms, and integer sample codes per cell when the cells come from several samples.
+    ``counts`` may be sparse matrices or already packed stores."""
 
     def __init__(
         self,
-        counts: dict[str, sp.csr_matrix],
+        counts: dict[str, sp.spmatrix | PackedCounts],
         transforms: dict[str, InputTransform],
         sample: np.ndarray | None = None,
     ) -> None:
         n_cells = {m: counts[m].shape[0] for m in MODALITIES}
         if len(set(n_cells.values())) != 1:
             raise ValueError(f"modalities disagree on the number of cells: {n_cells}")
-        self.counts = {m: sp.csr_matrix(counts[m], dtype=np.float32) for m in MODALITIES}
-        self.inputs = {m: transforms[m].apply(self.counts[m]) for m in MODALITIES}
+        self.packed = {
+            m: c if isinstance(c, PackedCounts) else PackedCounts.from_csr(c)
+            for m, c in ((m, counts[m]) for m in MODALITIES)
+        }
+        self.transforms = {m: transforms[m] for m in MODALITIES}
         self.n_cells = n_cells["rna"]
         if sample is not None and len(sample) != self.n_cells:
             raise ValueError(f"{len(sample)} sample codes for {self.n_cells} cells")
         self.sample = None if sample is None else np.asarray(sample, dtype=np.int64)
 
     def n_features(self, modality: str) -> int:
-        return self.counts[modality].shape[1]
+        return self.packed[modality].shape[1]
 
-    def batch(self, rows: np.ndarray) -> MultiomeBatch:
-        """Materialise the rows ``rows`` as a batch (vectorised CSR slicing, no loops)."""
-        parts = {m: self._modality_batch(m, rows) for m in MODALITIES}
+    @property
+    def counts(self) -> dict[str, sp.csr_matrix]:
+        """Raw counts decoded back to CSR (a copy; for inspection and small data)."""
+        return {m: self.packed[m].to_csr() for m in MODALITIES}
+
+    def batch(self, rows: np.ndarray, target_features: int | None = None) -> MultiomeBatch:
+        """The rows ``rows`` as a batch on the CPU (encode-only unless ``target_features``)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        parts = {
+            m: decode(
+                self.packed[m].gather(rows),
+                torch.from_numpy(self.transforms[m].scale),
+                self.transforms[m].target_sum,
+                self.n_features(m),
+                target_features,
+            )
+            for m in MODALITIES
+        }
         sample = None if self.sample is None else torch.from_numpy(self.sample[rows])
-        return MultiomeBatch(
-            parts["rna"], parts["atac"], torch.from_numpy(rows.astype(np.int64)), sample
-        )
-
-    def _modality_batch(self, modality: str, rows: np.ndarray) -> ModalityBatch:
-        inp = self.inputs[modality][rows]
-        raw = self.counts[modality][rows]
-        return ModalityBatch(
-            indices=torch.from_numpy(inp.indices.astype(np.int64)),
-            offsets=torch.from_numpy(inp.indptr[:-1].astype(np.int64)),
-            values=torch.from_numpy(inp.data.astype(np.float32)),
-            counts=torch.from_numpy(raw.toarray()),
-            library=torch.from_numpy(np.asarray(raw.sum(axis=1), dtype=np.float32).ravel()),
-        )
-
-    def batches(
-        self,
-        rows: np.ndarray,
-        batch_size: int,
-        shuffle: bool = False,
-        rng: np.random.Generator | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[MultiomeBatch]:
-        """Iterate mini-batches over ``rows`` (shuffled with ``rng`` when asked)."""
-        order = rng.permutation(rows) if shuffle and rng is not None else np.asarray(rows)
-        stop = len(order) - (len(order) % batch_size if drop_last else 0)
-        for start in range(0, stop, batch_size):
-            chunk = order[start : start + batch_size]
-            if len(chunk):
-                yield self.batch(chunk)
+        return MultiomeBatch(parts["rna"], parts["atac"], torch.from_numpy(rows), sample)
 
 
 def train_validation_split(

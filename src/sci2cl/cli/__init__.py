@@ -62,8 +62,9 @@ class _Boundary(click.Group):
 
 def _failure(err: Exception) -> tuple[int, str]:
     notes = "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
-    if isinstance(err, Sci2clError):
-        return EXIT_INPUT, f"sci2cl: error: {one_line(err, limit=None)}{notes}"
+    if isinstance(err, Sci2clError):  # TrainingInterrupted carries 143 (stopped by SIGTERM)
+        code = getattr(err, "exit_code", EXIT_INPUT)
+        return code, f"sci2cl: error: {one_line(err, limit=None)}{notes}"
     if isinstance(err, MemoryError) or any(s in str(err).lower() for s in OUT_OF_MEMORY):
         return EXIT_MEMORY, f"sci2cl: error: out of memory ({one_line(err)}){notes}; {MEMORY_HINT}"
     what = f"{type(err).__name__}: {one_line(err)}{notes}"
@@ -91,4 +92,4 @@ def main() -> None:
     """scI2CL joint embeddings from paired scRNA + scATAC (10x Multiome) data.
 
     Exit codes: 1 internal error (traceback in the log file named), 2 bad input or options,
-    3 out of memory."""
+    3 out of memory, 143 stopped by SIGTERM (progress saved when --checkpoint is given)."""

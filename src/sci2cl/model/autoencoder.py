@@ -162,25 +162,20 @@ class ZINBDecoder(nn.Module):
         return {"mu": mu, "theta": theta.expand_as(mu), "pi_logits": pi_logits}
 
     def nll(
-        self,
-        z: torch.Tensor,
-        batch: ModalityBatch,
-        n_features: int | None,
-        generator: torch.Generator | None,
-        sample: torch.Tensor | None = None,
+        self, z: torch.Tensor, batch: ModalityBatch, sample: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Per-cell ZINB NLL summed over features (estimated on a random feature subset
-        of size ``n_features`` when that is smaller than the feature count); features outside
-        the cell's sample coverage do not count."""
-        d = batch.counts.shape[1]
-        features = None
-        counts = batch.counts
-        if n_features is not None and n_features < d:
-            features = torch.randperm(d, device=counts.device, generator=generator)[:n_features]
-            counts = counts[:, features]
+        """Per-cell ZINB NLL summed over features, estimated on the batch's target features
+        (a uniform random subset of k of the d features, rescaled by d / k; all when
+        ``features`` is None), in float32; features outside the cell's sample coverage do not
+        count."""
+        target = batch.target
+        if target is None:
+            raise ValueError("this batch has no reconstruction target (an encode-only batch)")
+        counts, features = target.counts, target.features
         params = self(z.float(), batch.library, features, sample)
-        ll = zinb_log_likelihood(counts, params["mu"], params["theta"], params["pi_logits"])
+        mu, theta, pi_logits = (params[k].float() for k in ("mu", "theta", "pi_logits"))
+        ll = zinb_log_likelihood(counts, mu, theta, pi_logits)
         if self.coverage is not None and sample is not None:
             cover = self.coverage[sample]
             ll = ll * (cover if features is None else cover[:, features])
-        return -ll.sum(dim=-1) * (d / counts.shape[1])
+        return -ll.sum(dim=-1) * (self.rate.out_features / counts.shape[1])

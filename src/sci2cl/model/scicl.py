@@ -158,9 +158,7 @@ class Sci2clModule(nn.Module):
         z = {m: self.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
         terms: dict[str, torch.Tensor] = {}
         for m in MODALITIES:
-            nll = self.decoders[m].nll(
-                z[m], batch[m], c.decoder_features_per_step, generator, batch.sample
-            )
+            nll = self.decoders[m].nll(z[m], batch[m], batch.sample)
             terms[f"zinb_{m}"] = nll.mean() / getattr(self, f"mean_library_{m}")
         zero = z["rna"].new_zeros(())
         views: dict[str, torch.Tensor] = {}

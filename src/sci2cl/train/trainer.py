@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,13 +13,18 @@ import numpy as np
 import torch
 
 from sci2cl.data import MultiomeDataset, train_validation_split
-from sci2cl.io import staged_outputs
+from sci2cl.loader import BatchLoader
 from sci2cl.model import Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
+from sci2cl.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from sci2cl.train.config import TrainConfig
 from sci2cl.train.device import autocast, resolve_device, resolve_precision
+from sci2cl.train.errors import TrainingDiverged, TrainingInterrupted
+from sci2cl.train.interrupt import StopRequest
 
 EpochCallback = Callable[[dict], None]
+CHECKPOINT_EVERY_S = 600.0  # long epochs also checkpoint mid-epoch, at most this far apart
+_State = TrainingState
 
 
 @dataclass
@@ -36,8 +42,36 @@ class FitResult:
     fusion_residual_kept: bool | None = None
     fusion_untested: bool = False  # MOM on but no held-out cells: the residual stays
     best_validation_mom: float = float("nan")
-    # epoch after which MOC/MOM stopped updating the encoders (0: never)
-    encoders_released_epoch: int = 0
+    encoders_released_epoch: int = 0  # MOC/MOM stopped updating the encoders after it
+
+
+@dataclass
+class _Run:
+    """What one fit() threads through its epochs."""
+
+    module: Sci2clModule
+    loader: BatchLoader
+    optimiser: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    rng: np.random.Generator
+    state: TrainingState
+    checkpoint: Path | None
+    stop: StopRequest
+    saved_at: float = field(default_factory=time.monotonic)
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            args = (self.module, self.optimiser, self.scaler, self.rng, self.state)
+            save_checkpoint(self.checkpoint, *args)
+            self.saved_at = time.monotonic()
+
+    def save_or_stop(self, epoch: int) -> None:
+        """Mid-epoch: save progress (never a run whose losses went non-finite); after
+        SIGTERM, then stop."""
+        if all(math.isfinite(v) for v in self.state.sums.values()):
+            self.save()
+        if self.stop.requested:
+            raise TrainingInterrupted(epoch + 1, self.checkpoint)
 
 
 class Trainer:
@@ -56,6 +90,10 @@ class Trainer:
         checkpoint: Path | None = None,
         resume: Path | None = None,
     ) -> FitResult:
+        """Train; with ``checkpoint`` save progress after every epoch (and every
+        CHECKPOINT_EVERY_S within long ones); ``resume`` continues from such a file, exactly
+        where it stopped, even mid-epoch. SIGTERM saves progress and raises
+        :class:`TrainingInterrupted`; a non-finite loss raises :class:`TrainingDiverged`."""
         cfg = self.config
         start = time.perf_counter()
         torch.manual_seed(cfg.seed)
@@ -67,43 +105,24 @@ class Trainer:
         optimiser = torch.optim.AdamW(
             module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
         )
-        scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
-        state = _State()
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        state = TrainingState()
         if resume is not None and Path(resume).exists():
-            state = _load_checkpoint(Path(resume), module, optimiser, rng)
+            state = load_checkpoint(Path(resume), module, optimiser, scaler, rng)
         result = FitResult(device=str(self.device), history=state.history)
-        warmup = cfg.effective_warmup
-        for epoch in range(state.epoch, cfg.max_epochs):
-            full = epoch >= warmup
-            module.inter_to_encoders = not state.released_epoch
-            module.train()
-            train_terms = self._run_epoch(module, data, train_rows, full, optimiser, scaler, rng)
-            val_terms = self._validate(module, data, val_rows, full) if len(val_rows) else {}
-            record = {"epoch": epoch + 1, "stage": "joint" if full else "warmup"}
-            record.update({f"train_{k}": v for k, v in train_terms.items()})
-            record.update({f"val_{k}": v for k, v in val_terms.items()})
-            state.history.append(record)
-            monitored = val_terms.get("loss", train_terms["loss"])
-            if full and cfg.release_encoders and not state.released_epoch and "moc" in val_terms:
-                if val_terms["moc"] < state.best_moc - cfg.min_delta:
-                    state.best_moc = val_terms["moc"]
-                else:  # alignment stopped generalising: encoders leave MOC/MOM from now on
-                    state.released_epoch = epoch + 1
-                    state.best_loss, state.bad_epochs = float("inf"), 0
-            if full or warmup == cfg.max_epochs:
-                if monitored < state.best_loss - cfg.min_delta:
-                    state.best_loss, state.best_epoch, state.bad_epochs = monitored, epoch + 1, 0
-                    state.best_state = copy.deepcopy(module.state_dict())
-                else:
-                    state.bad_epochs += 1
-            state.epoch = epoch + 1
-            if checkpoint is not None:
-                _save_checkpoint(Path(checkpoint), module, optimiser, rng, state)
-            if on_epoch is not None:
-                on_epoch(record)
-            if full and state.bad_epochs >= cfg.patience:
-                result.stopped_early = True
-                break
+        loader = BatchLoader(data, self.device, cfg.batch_size)
+        checkpoint = None if checkpoint is None else Path(checkpoint)
+        with StopRequest() as stop:
+            run = _Run(module, loader, optimiser, scaler, rng, state, checkpoint, stop)
+            for epoch in range(state.epoch, cfg.max_epochs):
+                if state.bad_epochs >= cfg.patience:  # a resumed run that had stopped early
+                    break
+                record = self._epoch(run, epoch, train_rows, val_rows)
+                if on_epoch is not None:
+                    on_epoch(record)
+            if stop.requested:  # arrived after the last step: the epoch's checkpoint stands
+                raise TrainingInterrupted(state.epoch, checkpoint)
+        result.stopped_early = state.bad_epochs >= cfg.patience
         if state.best_state is not None:
             module.load_state_dict(state.best_state)
         else:
@@ -112,8 +131,7 @@ class Trainer:
         module.eval()
         if cfg.fusion_check:
             self._check_fusion(module, state, result)
-        rows = np.arange(data.n_cells)
-        module.calibrate_joint(b.to(self.device) for b in data.batches(rows, cfg.batch_size))
+        module.calibrate_joint(loader(np.arange(data.n_cells)))
         result.history = state.history
         result.best_epoch = state.best_epoch
         result.best_validation_loss = float(state.best_loss)
@@ -121,6 +139,39 @@ class Trainer:
         result.encoders_released_epoch = state.released_epoch
         result.wall_time_s = time.perf_counter() - start
         return result
+
+    def _epoch(self, run: _Run, epoch: int, train_rows, val_rows) -> dict:
+        """One epoch (or the rest of one): train, validate, track the best, checkpoint."""
+        cfg, state = self.config, run.state
+        full = epoch >= cfg.effective_warmup
+        run.module.inter_to_encoders = not state.released_epoch
+        train_terms = self._run_epoch(run, epoch, train_rows, full)
+        val_terms = self._validate(run, epoch, val_rows, full) if len(val_rows) else {}
+        for stage, terms in (("training", train_terms), ("validation", val_terms)):
+            bad = [(k, v) for k, v in terms.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingDiverged(epoch + 1, stage, *bad[0])
+        record = {"epoch": epoch + 1, "stage": "joint" if full else "warmup"}
+        record.update({f"train_{k}": v for k, v in train_terms.items()})
+        record.update({f"val_{k}": v for k, v in val_terms.items()})
+        state.history.append(record)
+        monitored = val_terms.get("loss", train_terms["loss"])
+        if full and cfg.release_encoders and not state.released_epoch and "moc" in val_terms:
+            if val_terms["moc"] < state.best_moc - cfg.min_delta:
+                state.best_moc = val_terms["moc"]
+            else:  # alignment stopped generalising: from now on it leaves the encoders alone
+                state.released_epoch = epoch + 1
+                state.best_loss, state.bad_epochs = float("inf"), 0
+        if full:
+            if monitored < state.best_loss - cfg.min_delta:
+                state.best_loss, state.best_epoch, state.bad_epochs = monitored, epoch + 1, 0
+                state.best_state = copy.deepcopy(run.module.state_dict())
+            else:
+                state.bad_epochs += 1
+        state.batches_done, state.epoch_rng, state.sums, state.cells_seen = 0, None, {}, 0
+        state.epoch = epoch + 1
+        run.save()
+        return record
 
     @staticmethod
     def _check_fusion(module: Sci2clModule, state: _State, result: FitResult) -> None:
@@ -139,12 +190,21 @@ class Trainer:
         if not result.fusion_residual_kept:
             module.fusion.cross.residual_gate.fill_(0.0)
 
-    def _run_epoch(self, module, data, rows, full, optimiser, scaler, rng) -> dict[str, float]:
-        sums: dict[str, torch.Tensor] = {}
-        n = 0
-        drop_last = len(rows) > self.config.batch_size
-        for batch in data.batches(rows, self.config.batch_size, True, rng, drop_last):
-            batch = batch.to(self.device)
+    def _run_epoch(self, run: _Run, epoch: int, rows: np.ndarray, full: bool) -> dict:
+        """Shuffled steps over ``rows``; resumes after ``state.batches_done`` batches with the
+        epoch's own shuffle. Mean loss terms per cell."""
+        module, optimiser, scaler, state = run.module, run.optimiser, run.scaler, run.state
+        batch_size = self.config.batch_size
+        if state.epoch_rng is None:
+            state.epoch_rng = run.rng.bit_generator.state
+        else:  # mid-epoch checkpoint: replay this epoch's shuffle
+            run.rng.bit_generator.state = state.epoch_rng
+        order = run.rng.permutation(rows)
+        stop = len(order) - (len(order) % batch_size if len(order) > batch_size else 0)
+        sums = {k: torch.tensor(v, device=self.device) for k, v in state.sums.items()}
+        module.train()
+        todo = order[state.batches_done * batch_size : stop]
+        for batch in run.loader(todo, module.config.decoder_features_per_step):
             with autocast(self.device, self.amp_dtype):
                 terms = module.loss(batch, full=full)
             optimiser.zero_grad(set_to_none=True)
@@ -154,24 +214,35 @@ class Trainer:
             scaler.step(optimiser)
             scaler.update()
             _accumulate(sums, terms, batch.rna.size)
-            n += batch.rna.size
-        return {k: float(v) / max(n, 1) for k, v in sums.items()}
+            state.cells_seen += batch.rna.size
+            state.batches_done += 1
+            due = time.monotonic() - run.saved_at > CHECKPOINT_EVERY_S
+            if run.stop.requested or (due and run.checkpoint is not None):
+                state.sums = {k: float(v) for k, v in sums.items()}
+                run.save_or_stop(epoch)
+        state.sums = {k: float(v) for k, v in sums.items()}  # the epoch's training is done
+        return {k: v / max(state.cells_seen, 1) for k, v in state.sums.items()}
 
     @torch.no_grad()
-    def _validate(self, module, data, rows, full) -> dict[str, float]:
-        """Validation loss with fixed masks and negatives, so epochs are comparable."""
+    def _validate(self, run: _Run, epoch: int, rows, full) -> dict[str, float]:
+        """Validation loss with fixed masks, negatives and decoder features, so epochs are
+        comparable. SIGTERM abandons it; a resumed run validates the epoch again."""
+        module = run.module
         module.eval()
         sums: dict[str, torch.Tensor] = {}
         n = 0
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed + 1)
-            for batch in data.batches(rows, self.config.batch_size):
-                batch = batch.to(self.device)
+            for batch in run.loader(rows, module.config.decoder_features_per_step):
+                if run.stop.requested:
+                    break
                 with autocast(self.device, self.amp_dtype):
                     terms = module.loss(batch, full=full)
                 _accumulate(sums, terms, batch.rna.size)
                 n += batch.rna.size
+        if run.stop.requested:  # out of fork_rng: the training RNG state is what is saved
+            run.save_or_stop(epoch)
         return {k: float(v) / max(n, 1) for k, v in sums.items()}
 
 
@@ -179,37 +250,3 @@ def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], n
     for key, value in terms.items():
         value = value.detach().float() * n
         sums[key] = sums[key] + value if key in sums else value
-
-
-@dataclass
-class _State:
-    epoch: int = 0
-    best_loss: float = float("inf")
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    best_moc: float = float("inf")
-    released_epoch: int = 0
-    best_state: dict | None = None
-    history: list[dict] = field(default_factory=list)
-
-
-def _save_checkpoint(path: Path, module, optimiser, rng: np.random.Generator, state: _State):
-    """Everything needed to resume, written atomically (temp name, then rename)."""
-    payload = {
-        "module": module.state_dict(),
-        "optimiser": optimiser.state_dict(),
-        "rng_numpy": rng.bit_generator.state,
-        "rng_torch": torch.get_rng_state(),
-        "state": state.__dict__,
-    }
-    with staged_outputs({"checkpoint": path}) as temp:
-        torch.save(payload, temp["checkpoint"])
-
-
-def _load_checkpoint(path: Path, module, optimiser, rng: np.random.Generator) -> _State:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    module.load_state_dict(payload["module"])
-    optimiser.load_state_dict(payload["optimiser"])
-    rng.bit_generator.state = payload["rng_numpy"]
-    torch.set_rng_state(payload["rng_torch"])
-    return _State(**payload["state"])
