@@ -67,7 +67,7 @@ def test_hard_negatives_never_pick_the_true_partner_and_prefer_similar_cells():
     similarity.fill_diagonal_(10.0)  # the true partner is the most similar
     partner = (torch.arange(n) + 1) % n
     similarity[torch.arange(n), partner] = 5.0  # one clearly similar non-partner
-    picks = hard_negatives(similarity, None)
+    picks = hard_negatives(similarity)
     assert (picks != torch.arange(n)).all()
     assert (picks == partner).float().mean() > 0.9
 
@@ -79,7 +79,7 @@ def test_matching_chance_is_the_loss_of_an_uninformative_classifier():
     torch.nn.init.zeros_(last.weight)
     torch.nn.init.zeros_(last.bias)  # logits 0: p(pair) = 1/2 for every pair
     z_rna, z_atac, depth = torch.randn(32, 8), torch.randn(32, 8), torch.randn(32, 2)
-    loss = matching_loss(fusion, z_rna, z_atac, depth, torch.randn(32, 32), None)
+    loss = matching_loss(fusion, z_rna, z_atac, depth, torch.randn(32, 32))
     assert float(loss) == pytest.approx(MATCHING_CHANCE, abs=1e-6)
 
 

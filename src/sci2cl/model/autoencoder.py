@@ -63,23 +63,20 @@ class Encoder(nn.Module):
         batch: ModalityBatch,
         n_views: int,
         mask_rate: float,
-        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Encode ``n_views`` copies of each cell with entries masked per cell -> (B, T, e)."""
         nnz = batch.indices.shape[0]
         shift = torch.arange(n_views, device=batch.offsets.device).repeat_interleave(batch.size)
         offsets = batch.offsets.repeat(n_views) + shift * nnz
-        values = masked_views(batch.values, n_views, mask_rate, generator)
+        values = masked_views(batch.values, n_views, mask_rate)
         z = self(batch.indices.repeat(n_views), offsets, values)
         return z.view(n_views, batch.size, -1).transpose(0, 1)
 
 
-def masked_views(
-    values: torch.Tensor, n_views: int, mask_rate: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def masked_views(values: torch.Tensor, n_views: int, mask_rate: float) -> torch.Tensor:
     """``n_views`` stacked copies of the stored values with each entry independently set to
     zero (zero expression) with probability ``mask_rate``: a fresh mask per cell and view."""
-    keep = torch.rand(n_views * values.shape[0], device=values.device, generator=generator)
+    keep = torch.rand(n_views * values.shape[0], device=values.device)
     return values.repeat(n_views) * (keep >= mask_rate).to(values.dtype)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from sci2cl.knobs import knob
 
@@ -14,7 +14,7 @@ class ModelConfig:
     latent_dim: int = knob(64, "Latent size per modality (the joint one: twice that).", 2)
     hidden_dims: tuple[int, ...] = knob((256, 128), "Encoder hidden sizes (decoder mirrors).", 1)
     dropout: float = knob(0.2, "Dropout rate of the hidden layers.", 0, 0.9)
-    n_views: int = knob(4, "Masked views per cell for intra-omics attention (0: off).", 0)
+    n_views: int = knob(0, "Masked views per cell for intra-omics attention (0: off).", 0)
     mask_rate: float = knob(0.3, "Fraction of each cell's measured features masked.", 0, 0.95)
     n_heads: int = knob(4, "Attention heads (must divide --latent-dim).", 1)
     n_tokens: int = knob(4, "Tokens per modality latent for cross-attention.", 1)
@@ -25,15 +25,14 @@ class ModelConfig:
     lambda_moc: float = knob(1.0, "Weight of the contrastive MOC loss (lambda3).", 0)
     lambda_mom: float = knob(0.1, "Weight of the matching MOM loss (lambda4).", 0)
     inter_gradient: str = knob(
-        "atac", "Encoders that MOC/MOM update.", choices=("both", "rna", "atac", "none", "reliability", "atac_depth")
+        "atac",
+        "Encoders that MOC/MOM update.",
+        choices=("both", "rna", "atac", "none"),
     )
-    use_views: bool = True
     use_cross_attention: bool = knob(
         True, "Fuse by cross-attention (else: no MOM).", flag="cross-attention"
     )
     joint_half_counts: float = knob(200.0, "Counts giving a modality half weight in the joint.", 0)
-    learn_reliability: bool = knob(False, "Learn each modality's half-count from masked views.")
-    modalities: tuple[str, ...] = field(default=("rna", "atac"))
     # Several samples: n_samples is set from the data; the decoders are conditioned on the
     # sample (batch_covariate) and MOC/MOM negatives come from any cell of the batch or only
     # from cells of the same sample (negatives).
@@ -50,7 +49,7 @@ class ModelConfig:
             )
         if not 0.0 <= self.mask_rate < 1.0:
             raise ValueError(f"mask_rate must be in [0, 1), got {self.mask_rate}")
-        if self.inter_gradient not in ("both", "rna", "atac", "none", "reliability", "atac_depth"):
+        if self.inter_gradient not in ("both", "rna", "atac", "none"):
             raise ValueError(
                 f"inter_gradient must be both, rna, atac or none: {self.inter_gradient}"
             )
@@ -69,7 +68,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
         values = dict(values)
-        for key in ("hidden_dims", "modalities"):
-            if key in values:
-                values[key] = tuple(values[key])
+        for gone in ("modalities", "use_views"):  # written by format /1 and /2 model files
+            values.pop(gone, None)
+        if "hidden_dims" in values:
+            values["hidden_dims"] = tuple(values["hidden_dims"])
         return cls(**values)

@@ -94,7 +94,7 @@ def info_nce(
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def hard_negatives(similarity: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def hard_negatives(similarity: torch.Tensor) -> torch.Tensor:
     """For each row, one column index != row, drawn with probability softmax(similarity).
 
     Similar-but-unpaired cells are likelier negatives (ALBEF-style); labels are never used.
@@ -102,7 +102,7 @@ def hard_negatives(similarity: torch.Tensor, generator: torch.Generator | None) 
     n = similarity.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=similarity.device)
     weights = torch.softmax(similarity.float().masked_fill(eye, float("-inf")), dim=-1)
-    return torch.multinomial(weights, 1, generator=generator).squeeze(-1)
+    return torch.multinomial(weights, 1).squeeze(-1)
 
 
 def matching_loss(
@@ -111,15 +111,14 @@ def matching_loss(
     z_atac: torch.Tensor,
     depth: torch.Tensor,
     similarity: torch.Tensor,
-    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """MOM: classify true pairs vs hard-negative pairs in both directions (logits into CE).
 
     ``depth`` (n, 2) holds each cell's centred log library size of RNA and ATAC.
     """
     n = z_rna.shape[0]
-    neg_atac = hard_negatives(similarity, generator)  # for each RNA cell, an ATAC partner
-    neg_rna = hard_negatives(similarity.T, generator)  # for each ATAC cell, an RNA partner
+    neg_atac = hard_negatives(similarity)  # for each RNA cell, an ATAC partner
+    neg_rna = hard_negatives(similarity.T)  # for each ATAC cell, an RNA partner
     rna_rows = torch.cat([torch.arange(n, device=z_rna.device)] * 2 + [neg_rna])
     atac_rows = torch.cat(
         [torch.arange(n, device=z_rna.device), neg_atac, torch.arange(n, device=z_rna.device)]

@@ -15,7 +15,6 @@ from sci2cl.model.config import ModelConfig
 from sci2cl.model.covariate import negatives_mask, restrict
 from sci2cl.model.inter import PairFusion, info_nce, matching_loss
 from sci2cl.model.intra import MaskedViewAttention, consistency_loss
-from sci2cl.model.reliability import half_count, reliability, scale_gradient
 
 
 class Sci2clModule(nn.Module):
@@ -71,9 +70,6 @@ class Sci2clModule(nn.Module):
             self.register_buffer(f"mean_library_{m}", torch.tensor(float(library[m])))
             self.register_buffer(f"stream_mean_{m}", torch.zeros(c.latent_dim))
             self.register_buffer(f"stream_scale_{m}", torch.tensor(1.0))
-            # counts at which the modality's latent is half signal (learnt from masked views)
-            self.register_buffer(f"half_counts_{m}", torch.tensor(float(c.joint_half_counts)))
-        self.register_buffer("reliability_updates", torch.tensor(0))
         # set by the trainer: whether MOC/MOM gradients reach the encoders this epoch
         self.inter_to_encoders = True
 
@@ -105,31 +101,13 @@ class Sci2clModule(nn.Module):
             (streams[m] - getattr(self, f"stream_mean_{m}")) * getattr(self, f"stream_scale_{m}")
             for m in MODALITIES
         ]
-        if self.config.joint_half_counts > 0:
-            rho = self.reliability(batch)
-            weight = rho / rho.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+        half = self.config.joint_half_counts
+        if half > 0:
+            library = torch.stack([batch[m].library for m in MODALITIES], dim=-1)
+            reliability = library / (library + half)
+            weight = reliability / reliability.amax(dim=-1, keepdim=True).clamp_min(1e-12)
             parts = [p * weight[:, i : i + 1] for i, p in enumerate(parts)]
         return torch.cat(parts, dim=-1)
-
-    def reliability(self, batch: MultiomeBatch) -> torch.Tensor:
-        """(B, 2) reliability ``n / (n + h_m)`` of each cell's modalities."""
-        library = torch.stack([batch[m].library for m in MODALITIES], dim=-1)
-        half = torch.stack([getattr(self, f"half_counts_{m}") for m in MODALITIES])
-        return reliability(library, half)
-
-    @torch.no_grad()
-    def _learn_half_counts(self, batch: MultiomeBatch, z, views) -> None:
-        """Running (log-space, momentum 0.9) estimate of each modality's half-count."""
-        c = self.config
-        first = int(self.reliability_updates) == 0
-        for m in MODALITIES:
-            v = views.get(m)
-            if v is None:
-                v = self.encoders[m].encode_views(batch[m], 1, c.mask_rate)
-            h = half_count(z[m], v, batch[m].library, c.mask_rate).clamp(1e-2, 1e7)
-            buf = getattr(self, f"half_counts_{m}")
-            buf.copy_(h if first else torch.exp(0.9 * torch.log(buf) + 0.1 * torch.log(h)))
-        self.reliability_updates += 1
 
     @torch.no_grad()
     def calibrate_joint(self, batches: Iterable[MultiomeBatch]) -> None:
@@ -150,9 +128,7 @@ class Sci2clModule(nn.Module):
             getattr(self, f"stream_mean_{m}").copy_(mean.float())
             getattr(self, f"stream_scale_{m}").fill_(float(1.0 / max(float(sd), 1e-6)))
 
-    def loss(
-        self, batch: MultiomeBatch, full: bool = True, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
+    def loss(self, batch: MultiomeBatch, full: bool = True) -> dict[str, torch.Tensor]:
         """Loss dict for one batch. ``full=False`` is the warm-up: reconstruction only."""
         c = self.config
         z = {m: self.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
@@ -161,32 +137,15 @@ class Sci2clModule(nn.Module):
             nll = self.decoders[m].nll(z[m], batch[m], batch.sample)
             terms[f"zinb_{m}"] = nll.mean() / getattr(self, f"mean_library_{m}")
         zero = z["rna"].new_zeros(())
-        views: dict[str, torch.Tensor] = {}
-        if full and c.use_views and c.n_views > 0 and c.lambda_mse > 0:
+        if full and c.n_views > 0 and c.lambda_mse > 0:
             for m in MODALITIES:
-                views[m] = self.encoders[m].encode_views(
-                    batch[m], c.n_views, c.mask_rate, generator
-                )
-                terms[f"mse_{m}"] = consistency_loss(self.views[m](views[m]), z[m])
+                views = self.encoders[m].encode_views(batch[m], c.n_views, c.mask_rate)
+                terms[f"mse_{m}"] = consistency_loss(self.views[m](views), z[m])
         else:
             terms.update({f"mse_{m}": zero for m in MODALITIES})
-        if full and self.training and c.learn_reliability and batch.rna.size > 2:
-            self._learn_half_counts(batch, z, views)
-        if full:
-            g = c.inter_gradient
-            if g == "atac_depth":
-                share = 1.0 - self.reliability(batch)[:, 1]
-                z = {"rna": z["rna"].detach(), "atac": scale_gradient(z["atac"], share)}
-            elif g == "reliability":
-                rho = self.reliability(batch)
-                for i, m in enumerate(MODALITIES):
-                    gap = (1.0 - rho[:, i] / rho[:, 1 - i].clamp_min(1e-12)).clamp(0.0, 1.0)
-                    share = gap * (1.0 - rho[:, i])
-                    z[m] = scale_gradient(z[m], share)
-            else:
-                z = {m: z[m] if g in ("both", m) else z[m].detach() for m in MODALITIES}
-            if not self.inter_to_encoders:
-                z = {m: z[m].detach() for m in MODALITIES}
+        if full and batch.rna.size > 1:  # (one cell has no negatives: no MOC/MOM terms)
+            g = c.inter_gradient if self.inter_to_encoders else "none"
+            z = {m: z[m] if g in ("both", m) else z[m].detach() for m in MODALITIES}
             depth = torch.stack([self.log_depth(batch, m) for m in MODALITIES], dim=-1)
             p = {
                 m: self.projections[m](torch.cat([z[m], depth[:, i : i + 1]], dim=-1))
@@ -194,22 +153,22 @@ class Sci2clModule(nn.Module):
             }
             allowed = negatives_mask(batch.sample, c.negatives)
             terms["moc"] = info_nce(p["rna"], p["atac"], c.temperature, allowed)
-            if c.use_cross_attention and c.lambda_mom > 0 and batch.rna.size > 1:
+            if c.use_cross_attention and c.lambda_mom > 0:
                 with torch.no_grad():
                     sim = F.normalize(p["rna"], dim=-1) @ F.normalize(p["atac"], dim=-1).T
                     sim = restrict(sim, allowed)
                 terms["mom"] = matching_loss(
-                    self.fusion, z["rna"], z["atac"], depth, sim / c.temperature, generator
+                    self.fusion, z["rna"], z["atac"], depth, sim / c.temperature
                 )
             else:
                 terms["mom"] = zero
-        else:
+        elif not full:
             terms["moc"] = zero
             terms["mom"] = zero
         terms["loss"] = (
             c.lambda_rec * (terms["zinb_rna"] + terms["zinb_atac"])
             + c.lambda_mse * (terms["mse_rna"] + terms["mse_atac"])
-            + c.lambda_moc * terms["moc"]
-            + c.lambda_mom * terms["mom"]
+            + c.lambda_moc * terms.get("moc", zero)
+            + c.lambda_mom * terms.get("mom", zero)
         )
         return terms

@@ -31,7 +31,7 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)
     batches_done: int = 0
     epoch_rng: dict | None = None
-    sums: dict[str, float] = field(default_factory=dict)
+    sums: dict[str, list[float]] = field(default_factory=dict)  # term: [sum, cells]
     cells_seen: int = 0
 
 

@@ -68,7 +68,7 @@ class _Run:
     def save_or_stop(self, epoch: int) -> None:
         """Mid-epoch: save progress (never a run whose losses went non-finite); after
         SIGTERM, then stop."""
-        if all(math.isfinite(v) for v in self.state.sums.values()):
+        if all(math.isfinite(v[0]) for v in self.state.sums.values()):
             self.save()
         if self.stop.requested:
             raise TrainingInterrupted(epoch + 1, self.checkpoint)
@@ -162,6 +162,9 @@ class Trainer:
             else:  # alignment stopped generalising: from now on it leaves the encoders alone
                 state.released_epoch = epoch + 1
                 state.best_loss, state.bad_epochs = float("inf"), 0
+        if state.released_epoch:  # the encoders only reconstruct now: stop when that overfits
+            terms = val_terms or train_terms
+            monitored = sum(v for k, v in terms.items() if k.startswith("zinb_"))
         if full:
             if monitored < state.best_loss - cfg.min_delta:
                 state.best_loss, state.best_epoch, state.bad_epochs = monitored, epoch + 1, 0
@@ -218,10 +221,10 @@ class Trainer:
             state.batches_done += 1
             due = time.monotonic() - run.saved_at > CHECKPOINT_EVERY_S
             if run.stop.requested or (due and run.checkpoint is not None):
-                state.sums = {k: float(v) for k, v in sums.items()}
+                state.sums = {k: v.tolist() for k, v in sums.items()}
                 run.save_or_stop(epoch)
-        state.sums = {k: float(v) for k, v in sums.items()}  # the epoch's training is done
-        return {k: v / max(state.cells_seen, 1) for k, v in state.sums.items()}
+        state.sums = {k: v.tolist() for k, v in sums.items()}  # the epoch's training is done
+        return _means(state.sums)
 
     @torch.no_grad()
     def _validate(self, run: _Run, epoch: int, rows, full) -> dict[str, float]:
@@ -243,10 +246,16 @@ class Trainer:
                 n += batch.rna.size
         if run.stop.requested:  # out of fork_rng: the training RNG state is what is saved
             run.save_or_stop(epoch)
-        return {k: float(v) / max(n, 1) for k, v in sums.items()}
+        return _means({k: v.tolist() for k, v in sums.items()})
 
 
 def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], n: int) -> None:
+    """Add ``n`` cells' worth of each term, and count the cells each term was computed on
+    (MOM skips batches of one cell: they must not count as a loss of 0)."""
     for key, value in terms.items():
-        value = value.detach().float() * n
+        value = torch.stack([value.detach().float() * n, value.new_tensor(float(n))])
         sums[key] = sums[key] + value if key in sums else value
+
+
+def _means(sums: dict) -> dict[str, float]:
+    return {k: float(v[0]) / max(float(v[1]), 1.0) for k, v in sums.items()}
