@@ -223,3 +223,51 @@ def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared)
     assert untested.fusion_untested and untested.fusion_residual_kept is None
     assert float(kept.module.fusion.cross.residual_gate) == 1.0
     assert "fusion check skipped (no held-out cells)" in training_summary(untested, data.n_cells)
+    # one held-out cell has no negatives: MOC/MOM are not scored there (never a loss of 0), so
+    # the check has nothing to test and says so
+    few = prepared[:20].copy()
+    _, one, _ = fit(few, SMALL_MODEL, replace(SMALL_TRAIN, validation_fraction=0.05))
+    joint = [h for h in one.history if h["stage"] == "joint"]
+    assert joint and all("val_mom" not in h and "val_moc" not in h for h in joint)
+    assert one.fusion_untested and one.fusion_residual_kept is None
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_released_encoders_learn_only_from_reconstruction(trained, released):
+    """After the release, MOC and MOM still train the projections and the fusion, but no
+    longer reach the encoders; before it, MOC updates the ATAC encoder (RNA stays anchored)."""
+    from sci2cl.loader import BatchLoader
+
+    model, _, data = trained
+    module = model.module
+    batch = next(iter(BatchLoader(data, "cpu", 64)(np.arange(64), 512)))
+    module.train()
+    module.inter_to_encoders = not released
+    try:
+        terms = module.loss(batch, full=True)
+        module.zero_grad()
+        (terms["moc"] + terms["mom"]).backward()
+    finally:
+        module.inter_to_encoders = True
+    touched = {
+        name: any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+        for name, part in [("rna", module.encoders["rna"]), ("atac", module.encoders["atac"]),
+                           ("projections", module.projections), ("fusion", module.fusion)]
+    }  # fmt: skip
+    assert touched == {"rna": False, "atac": not released, "projections": True, "fusion": True}
+
+
+def test_release_happens_once_held_out_moc_stops_improving(prepared):
+    """The trainer releases the encoders at the first joint epoch whose held-out MOC does not
+    improve on the best so far, and records that epoch."""
+    train = SMALL_TRAIN.__class__(**{**SMALL_TRAIN.to_dict(), "max_epochs": 12, "patience": 3})
+    _, result, _ = fit(prepared, SMALL_MODEL, train)
+    joint = [h for h in result.history if h["stage"] == "joint"]
+    best, expected = float("inf"), 0
+    for h in joint:
+        if h["val_moc"] < best - train.min_delta:
+            best = h["val_moc"]
+        else:
+            expected = h["epoch"]
+            break
+    assert expected > 0 and result.encoders_released_epoch == expected
