@@ -9,10 +9,10 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SNARE_H5MU, SNARE_LABELS
 
 from sci2cl import SCI2CL
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
-from tests.conftest import SNARE_H5MU, SNARE_LABELS
 
 # measured with the defaults on 2026-12-01, seed 0 (docs/method.md "Quality floor"): coarse
 # Leiden NMI (without Mis) 0.607 for the joint, 0.604 for its own RNA latent

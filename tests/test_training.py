@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -102,13 +104,14 @@ def test_unreadable_model_file_is_an_input_error(tmp_path):
 @pytest.mark.parametrize("val_mom, kept", [(0.52, True), (0.75, False)])
 def test_fusion_check_reads_the_selected_epoch(val_mom, kept):
     from sci2cl.model import Sci2clModule
-    from sci2cl.train.trainer import FitResult, Trainer, _State
+    from sci2cl.train.checkpoint import TrainingState
+    from sci2cl.train.trainer import FitResult, Trainer
 
     module = Sci2clModule({"rna": 5, "atac": 7}, SMALL_MODEL)
     later = 0.75 if kept else 0.52  # epochs after the selected one must not decide
     history = [{"val_mom": 0.0}, {"val_mom": val_mom}, {"val_mom": later}]
     result = FitResult()
-    Trainer._check_fusion(module, _State(epoch=3, best_epoch=2, history=history), result)
+    Trainer._check_fusion(module, TrainingState(epoch=3, best_epoch=2, history=history), result)
     assert result.fusion_residual_kept is kept and result.best_validation_mom == val_mom
     assert float(module.fusion.cross.residual_gate) == float(kept)
 
@@ -260,7 +263,7 @@ def test_released_encoders_learn_only_from_reconstruction(trained, released):
 def test_release_happens_once_held_out_moc_stops_improving(prepared):
     """The trainer releases the encoders at the first joint epoch whose held-out MOC does not
     improve on the best so far, and records that epoch."""
-    train = SMALL_TRAIN.__class__(**{**SMALL_TRAIN.to_dict(), "max_epochs": 12, "patience": 3})
+    train = replace(SMALL_TRAIN, max_epochs=12, patience=3)
     _, result, _ = fit(prepared, SMALL_MODEL, train)
     joint = [h for h in result.history if h["stage"] == "joint"]
     best, expected = float("inf"), 0

@@ -24,7 +24,6 @@ from sci2cl.train.interrupt import StopRequest
 
 EpochCallback = Callable[[dict], None]
 CHECKPOINT_EVERY_S = 600.0  # long epochs also checkpoint mid-epoch, at most this far apart
-_State = TrainingState
 
 
 @dataclass
@@ -177,7 +176,7 @@ class Trainer:
         return record
 
     @staticmethod
-    def _check_fusion(module: Sci2clModule, state: _State, result: FitResult) -> None:
+    def _check_fusion(module: Sci2clModule, state: TrainingState, result: FitResult) -> None:
         """Keep the MOM-trained cross-attention residual only if matching generalises: the
         selected epoch's held-out MOM loss must beat its chance level (ln 2). Otherwise the
         residual is instance-level detail learnt from training pairs and is switched off."""
