@@ -116,7 +116,7 @@ def umap_figure(frames: dict[str, pd.DataFrame], meta: pd.DataFrame, path: Path)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sci2cl.outputs import leiden_and_umap
+    from sci2cl.io.write import leiden_and_umap
 
     fig, axes = plt.subplots(2, len(frames), figsize=(4.2 * len(frames), 8.4), squeeze=False)
     for col, (name, frame) in enumerate(frames.items()):

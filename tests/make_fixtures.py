@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tenx_files import write_tenx_h5, write_tenx_mex
 
-from sci2cl.io.tenx import TenxMatrix
+from sci2cl.io.read import TenxMatrix
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from sci2cl.io.tenx import FEATURE_COLUMNS, MEX_BARCODES, MEX_FEATURES, MEX_MATRIX, TenxMatrix
+from sci2cl.io.read import FEATURE_COLUMNS, MEX_BARCODES, MEX_FEATURES, MEX_MATRIX, TenxMatrix
 
 
 def write_tenx_h5(path: Path, matrix: TenxMatrix) -> None:

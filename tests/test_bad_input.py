@@ -18,8 +18,7 @@ from tenx_files import write_tenx_h5
 
 from sci2cl.cli import main
 from sci2cl.io import write_h5mu
-from sci2cl.io.read import assemble_multiome
-from sci2cl.io.tenx import TenxMatrix, read_tenx_h5
+from sci2cl.io.read import TenxMatrix, assemble_multiome, read_tenx_h5
 
 
 def _with_counts(tmp: Path, change: Callable[[np.ndarray], np.ndarray]) -> Path:

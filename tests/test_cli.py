@@ -21,7 +21,7 @@ from sci2cl import __version__
 from sci2cl.cli import main
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
 from sci2cl.io import read_multiome
-from sci2cl.outputs import read_embeddings
+from sci2cl.io.write import read_embeddings
 
 SMALL_CLI_MODEL = dict(latent_dim=8, hidden_dims=(32, 16), n_views=2, n_heads=2, n_tokens=2)
 OUTPUTS = (".embeddings.parquet", ".h5mu", ".model.pt", ".history.csv", ".umap.png", ".losses.png")

@@ -24,7 +24,7 @@ from helpers import SMALL_CLI_ARGS
 from sci2cl.api import SCI2CL
 from sci2cl.cli import main
 from sci2cl.errors import Sci2clError, Sci2clWarning
-from sci2cl.outputs import FIGURES, MODEL, RESULTS
+from sci2cl.io.write import FIGURES, MODEL, RESULTS
 
 ALL = (MODEL, *RESULTS, *FIGURES)
 
@@ -115,7 +115,7 @@ def test_failed_figure_warns_and_keeps_every_result(pbmc_model, tmp_path, monkey
         Path(path).write_bytes(b"half a png")
         raise RuntimeError("no display for you")
 
-    monkeypatch.setattr("sci2cl.outputs.plot_umap", broken)
+    monkeypatch.setattr("sci2cl.io.write.plot_umap", broken)
     prefix = tmp_path / "pbmc"
     with pytest.warns(Sci2clWarning, match=r"pbmc.umap.png: figure not written \(RuntimeError"):
         written = pbmc_model.write(prefix)
@@ -136,7 +136,7 @@ def test_disk_full_while_writing_results_keeps_only_the_model(pbmc_model, tmp_pa
         Path(path).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("sci2cl.outputs.write_h5mu", full_disk)
+    monkeypatch.setattr("sci2cl.io.write.write_h5mu", full_disk)
     prefix = tmp_path / "pbmc"
     with pytest.raises(Sci2clError, match="cannot write output \\(No space left on device\\)") as e:
         pbmc_model.write(prefix)

@@ -24,8 +24,7 @@ from sci2cl.io import (
     write_h5mu,
     write_parquet,
 )
-from sci2cl.io.read import assemble_multiome
-from sci2cl.io.tenx import read_tenx_h5
+from sci2cl.io.read import assemble_multiome, read_tenx_h5
 
 N_CELLS, N_GENES, N_PEAKS = 1000, 45, 174
 

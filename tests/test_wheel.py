@@ -43,7 +43,7 @@ def test_build_makes_wheel_and_sdist(dist):
     sdist = dist / f"sci2cl-{__version__}.tar.gz"
     assert sorted(p.name for p in dist.iterdir()) == sorted([wheel.name, sdist.name])
     names = zipfile.ZipFile(wheel).namelist()
-    assert "sci2cl/cli/__init__.py" in names and "sci2cl/multiqc.py" in names
+    assert "sci2cl/cli/__init__.py" in names and "sci2cl/io/write.py" in names
     entry_points = zipfile.ZipFile(wheel).read(f"sci2cl-{__version__}.dist-info/entry_points.txt")
     assert b"sci2cl = sci2cl.cli:main" in entry_points
     with tarfile.open(sdist) as archive:

@@ -16,6 +16,16 @@ def _csr(matrix) -> sp.csr_matrix:
     return sp.csr_matrix(matrix, dtype=np.float32)
 
 
+def name_matrix(names: pd.Index, targets: list[str] | pd.Index) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(names x targets) 0/1 matrix taking each target from the name equal to it, and which
+    targets have one: ``counts @ matrix`` puts columns in ``targets`` order, absent ones zero."""
+    position = pd.Index(names.astype(str)).get_indexer(pd.Index(targets))
+    present = position >= 0
+    ones = np.ones(present.sum(), np.float32)
+    shape = (len(names), len(targets))
+    return sp.csr_matrix((ones, (position[present], np.flatnonzero(present))), shape), present
+
+
 def selected_features(mdata: MuData) -> dict[str, list[str]]:
     """The features marked ``var['sci2cl_selected']`` (all features when unmarked)."""
     out = {}
@@ -38,17 +48,8 @@ def aligned_counts(
     """
     counts, missing = {}, {}
     for m in MODALITIES:
-        adata = mdata[m]
-        position = pd.Index(adata.var_names.astype(str)).get_indexer(pd.Index(features[m]))
-        present = position >= 0
-        missing[m] = int((~present).sum())
-        x = _csr(adata.X)
-        # Selection matrix: source column -> target column, one sparse product, no loops.
-        select = sp.csr_matrix(
-            (np.ones(present.sum(), np.float32), (position[present], np.flatnonzero(present))),
-            shape=(adata.n_vars, len(features[m])),
-        )
-        counts[m] = _csr(x @ select)
+        select, present = name_matrix(mdata[m].var_names, features[m])
+        counts[m], missing[m] = _csr(_csr(mdata[m].X) @ select), int((~present).sum())
     return counts, missing
 
 
@@ -60,12 +61,7 @@ def peak_mapping(var: pd.DataFrame, model_peaks: list[str]) -> sp.csr_matrix | N
         query, target = var_intervals(var), parse_intervals(model_peaks)
     except ValueError:
         return None
-    position = pd.Index(var.index.astype(str)).get_indexer(pd.Index(model_peaks))
-    by_name = position >= 0
-    exact = sp.csr_matrix(
-        (np.ones(by_name.sum(), np.float32), (position[by_name], np.flatnonzero(by_name))),
-        shape=(len(query), len(target)),
-    )
+    exact, by_name = name_matrix(var.index, model_peaks)
     overlap = overlap_matrix(query, target) @ sp.diags((~by_name).astype(np.float32))
     mapping = sp.csr_matrix(exact + overlap)
     mapping.eliminate_zeros()

@@ -1,10 +1,4 @@
-"""The Python API: one model class, scvi-tools style, that the CLI uses too.
-
->>> import sci2cl
->>> model = sci2cl.SCI2CL.setup(mdata)  # QC + feature selection (skipped if prepared)
->>> model.train(max_epochs=50)
->>> model.mdata.obsm["X_sci2cl"] = model.get_latent_representation()
-"""
+"""The Python API (see README): one model class, scvi-tools style, that the CLI uses too."""
 
 from __future__ import annotations
 
@@ -20,12 +14,23 @@ import scipy.sparse as sp
 import torch
 from mudata import MuData
 
-from sci2cl import outputs, preprocess
+from sci2cl import preprocess
 from sci2cl.align import SELECTED, aligned_counts, query_counts, selected_features
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel, embed
 from sci2cl.errors import InputError, Sci2clError, Sci2clWarning
-from sci2cl.io import default_sample_name, multiome_from_mudata, staged_outputs
+from sci2cl.io import default_sample_name, multiome_from_mudata
+from sci2cl.io.write import (
+    FIGURES,
+    MODEL,
+    RESULTS,
+    annotate,
+    check_writable,
+    output_paths,
+    staged_outputs,
+    write_figures,
+    write_results,
+)
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.preprocess import PrepareConfig, PrepareReport
@@ -79,21 +84,16 @@ class SCI2CL:
         names = [sample] * len(samples) if sample is None or isinstance(sample, str) else sample
         if len(names) != len(samples):
             raise ValueError(f"{len(names)} sample names for {len(samples)} MuData objects")
-        prepared, reports = [], []
-        for one, name in zip(samples, names, strict=True):
-            if _is_prepared(one):
-                prepared.append(one)
-                continue
-            cells = multiome_from_mudata(one, _origin(one))
-            one, report = preprocess.prepare(cells, prepare or PrepareConfig(), name or _name(one))
-            prepared.append(one)
-            reports.append(report)
+        prepared = [
+            _prepared(one, prepare or PrepareConfig(), name)
+            for one, name in zip(samples, names, strict=True)
+        ]
         paths = [Path(f) for f in fragments] if fragments else None
         model = cls(
-            combine_samples(prepared, paths, genes),
+            combine_samples([one for one, _ in prepared], paths, genes),
             replace(config or ModelConfig(), **model_options),
         )
-        model.reports = reports
+        model.reports = [report for _, report in prepared if report is not None]
         return model
 
     def train(
@@ -138,11 +138,7 @@ class SCI2CL:
         prepared input is used as is; genes are matched by name, peaks by name or genomic
         overlap; model features absent from the input count zero (with a warning)."""
         trained = self._model()
-        if not _is_prepared(mdata):
-            cells = multiome_from_mudata(mdata, _origin(mdata))
-            mdata, _ = preprocess.prepare(
-                cells, _model_prepare_config(trained), sample or _name(mdata)
-            )
+        mdata, _ = _prepared(mdata, _model_prepare_config(trained), sample)
         try:
             counts, missing = query_counts(mdata, trained.features)
         except ValueError as err:
@@ -163,7 +159,7 @@ class SCI2CL:
         ``X_sci2cl_atac``), Leiden clusters of the joint graph (``obs['sci2cl_leiden']``), its
         UMAP (``obsm['X_umap']``), parameters and loss history (``uns['sci2cl']``)."""
         self.get_latent_representation()
-        return outputs.annotate(self._cells(), self._embeddings, self.params, self._history())
+        return annotate(self._cells(), self._embeddings, self.params, self._history())
 
     # --- files -----------------------------------------------------------------------------
 
@@ -171,7 +167,7 @@ class SCI2CL:
         """Write the model file (weights, configuration, feature lists; see docs/output.md)."""
         path = Path(path)
         with staged_outputs({"model": path}) as temp:
-            torch.save(self._model().to_payload(), temp["model"])
+            self._model().save(temp["model"])
         return path
 
     @classmethod
@@ -190,22 +186,22 @@ class SCI2CL:
         then the embeddings table, MuData and loss history together, then the figures (best
         effort: one that fails warns). Mapped cells: embeddings table and MuData only."""
         trained_here = self.result is not None
-        paths = outputs.output_paths(prefix, trained_here, figures)
-        outputs.check_writable(paths.values())
-        written = [self.save(paths[outputs.MODEL])] if trained_here else []
-        results = {s: paths[s] for s in outputs.RESULTS if s in paths}
+        paths = output_paths(prefix, trained_here, figures)
+        check_writable(paths.values())
+        written = [self.save(paths[MODEL])] if trained_here else []
+        results = {s: paths[s] for s in RESULTS if s in paths}
         try:
             annotated = self.to_mudata()
-            outputs.write_results(annotated, self._history(), results)
+            write_results(annotated, self._history(), results)
         except Exception as err:
             if written:
                 err.add_note(f"the trained model was saved to {written[0]}")
             raise
-        figure_paths = {s: paths[s] for s in outputs.FIGURES if s in paths}
+        figure_paths = {s: paths[s] for s in FIGURES if s in paths}
         return [
             *written,
             *results.values(),
-            *outputs.write_figures(annotated, self._history(), figure_paths),
+            *write_figures(annotated, self._history(), figure_paths),
         ]
 
     # --- internals -------------------------------------------------------------------------
@@ -224,7 +220,8 @@ class SCI2CL:
         return self.trained.history if self.trained else []
 
 
-def _is_prepared(mdata: MuData) -> bool:
+def is_prepared(mdata: MuData) -> bool:
+    """Whether ``mdata`` went through :func:`sci2cl.preprocess.prepare` (features selected)."""
     return all(SELECTED in mdata[m].var for m in MODALITIES)
 
 
@@ -233,10 +230,16 @@ def _origin(mdata: MuData) -> str:
     return str(mdata.uns.get("files", {}).get("input", "the MuData"))
 
 
-def _name(mdata: MuData) -> str:
-    """The sample name implied by the file ``mdata`` was read from, else ``sample``."""
+def _prepared(
+    mdata: MuData, config: PrepareConfig, sample: str | None
+) -> tuple[MuData, PrepareReport | None]:
+    """``mdata`` as is when prepared, else its cells QC-filtered and features selected (sample
+    name ``sample``, else the one implied by the file it was read from, else ``sample``)."""
+    if is_prepared(mdata):
+        return mdata, None
     source = mdata.uns.get("files", {}).get("input")
-    return default_sample_name(source) if source else "sample"
+    name = sample or (default_sample_name(source) if source else "sample")
+    return preprocess.prepare(multiome_from_mudata(mdata, _origin(mdata)), config, name)
 
 
 def _run_params(
@@ -305,14 +308,13 @@ def feature_coverage(
 ) -> dict[str, np.ndarray]:
     """(samples x features) 0/1 coverage of the model features, from combine_samples."""
     order = list(mdata.uns.get("sci2cl", {}).get("combine", {}).get("samples", []))
+    if not set(samples) <= set(order):
+        return {}
+    columns = [order.index(s) for s in samples]
     out = {}
-    for m in MODALITIES:
-        var = mdata[m].var_names.astype(str)
-        if COVERAGE not in mdata[m].varm or not set(samples) <= set(order):
-            continue
-        rows = pd.Index(var).get_indexer(pd.Index(features[m]))
-        cover = np.asarray(mdata[m].varm[COVERAGE])[rows][:, [order.index(s) for s in samples]]
-        out[m] = cover.T.astype(np.float32)
+    for m in (m for m in MODALITIES if COVERAGE in mdata[m].varm):
+        rows = pd.Index(mdata[m].var_names.astype(str)).get_indexer(pd.Index(features[m]))
+        out[m] = np.asarray(mdata[m].varm[COVERAGE])[rows][:, columns].T.astype(np.float32)
     return out
 
 

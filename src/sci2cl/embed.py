@@ -13,6 +13,7 @@ import torch
 from sci2cl import __version__
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.errors import InputError, one_line
+from sci2cl.io.write import json_value
 from sci2cl.loader import BatchLoader
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.train.device import resolve_device
@@ -58,7 +59,7 @@ class TrainedModel:
         }
         return {
             "format": FORMAT,
-            "config": json.dumps(config, default=_plain),
+            "config": json.dumps(config, default=json_value),
             "state_dict": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             "scales": {m: torch.from_numpy(t.scale.copy()) for m, t in self.transforms.items()},
         }
@@ -113,15 +114,6 @@ class TrainedModel:
             raise InputError(path, f"cannot read ({err.strerror or err})") from err
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as err:
             raise InputError(path, f"not a readable sci2cl model ({one_line(err)})") from err
-
-
-def _plain(value):
-    """JSON for the numpy values that training parameters may hold."""
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @torch.no_grad()

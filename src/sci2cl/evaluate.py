@@ -37,11 +37,10 @@ def _scores(labels: np.ndarray, clusters: np.ndarray) -> tuple[float, float]:
 
 
 def _leiden_k(adata: ad.AnnData, k: int, seed: int) -> np.ndarray:
-    """Leiden clusters with the resolution bisected until there are ``k`` clusters."""
-    low, high = 0.0, 1.0
-    best, best_gap = None, None
+    """Leiden clusters with the resolution bisected until there are ``k`` clusters (else the
+    closest number found)."""
 
-    def run(resolution: float) -> np.ndarray:
+    def run(resolution: float) -> tuple[np.ndarray, int]:
         sc.tl.leiden(
             adata,
             resolution=resolution,
@@ -51,27 +50,23 @@ def _leiden_k(adata: ad.AnnData, k: int, seed: int) -> np.ndarray:
             n_iterations=2,
             directed=False,
         )
-        return adata.obs["_leiden"].to_numpy()
+        clusters = adata.obs["_leiden"].to_numpy()
+        return clusters, len(np.unique(clusters))
 
-    while True:  # grow the upper bound until it over-clusters
-        clusters = run(high)
-        n = len(np.unique(clusters))
-        if n >= k or high > 64:
-            break
+    low, high = 0.0, 1.0
+    clusters, n = run(high)
+    while n < k and high <= 64:  # grow the upper bound until it over-clusters
         low, high = high, high * 2
-    for _ in range(30):
-        gap = abs(n - k)
-        if best_gap is None or gap < best_gap:
-            best, best_gap = clusters, gap
+        clusters, n = run(high)
+    best, best_gap = clusters, abs(n - k)
+    for _ in range(29):
         if n == k:
             break
         mid = (low + high) / 2
-        clusters = run(mid)
-        n = len(np.unique(clusters))
-        if n > k:
-            high = mid
-        else:
-            low = mid
+        clusters, n = run(mid)
+        low, high = (low, mid) if n > k else (mid, high)
+        if abs(n - k) < best_gap:
+            best, best_gap = clusters, abs(n - k)
     return best
 
 

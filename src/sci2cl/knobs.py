@@ -1,5 +1,5 @@
 """Config fields that are CLI options: a field declared with :func:`knob` carries its help text
-and bounds, and ``sci2cl.cli.options`` turns it into ``--its-name``; plain fields stay internal."""
+and bounds, and ``sci2cl.cli.common`` turns it into ``--its-name``; plain fields stay internal."""
 
 from __future__ import annotations
 

@@ -36,12 +36,10 @@ class Intervals:
         """``chr:start-end`` per interval."""
         return [f"{c}:{s}-{e}" for c, s, e in zip(self.chrom, self.start, self.end, strict=True)]
 
-    def keys(self, chromosomes: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Start/end on the global axis of ``chromosomes`` and whether the contig is known."""
-        code = chromosomes.get_indexer(pd.Index(self.chrom))
-        known = code >= 0
-        base = code.astype(np.int64) * STRIDE
-        return base + self.start, base + self.end, known
+    def keys(self, chromosomes: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end on the global axis of ``chromosomes`` (which hold every contig)."""
+        base = chromosomes.get_indexer(pd.Index(self.chrom)).astype(np.int64) * STRIDE
+        return base + self.start, base + self.end
 
 
 def parse_intervals(names) -> Intervals:
@@ -74,12 +72,8 @@ def merge_intervals(sets: list[Intervals]) -> Intervals:
     """One sorted set of non-overlapping regions covering every interval of ``sets``:
     overlapping intervals (also of the same set) become one region spanning them all."""
     chromosomes = _chromosomes(sets)
-    starts, ends = [], []
-    for s in sets:
-        lo, hi, _ = s.keys(chromosomes)
-        starts.append(lo)
-        ends.append(hi)
-    start, end = np.concatenate(starts), np.concatenate(ends)
+    keys = [s.keys(chromosomes) for s in sets]
+    start, end = np.concatenate([k[0] for k in keys]), np.concatenate([k[1] for k in keys])
     order = np.lexsort((end, start))
     start, end = start[order], end[order]
     reach = np.maximum.accumulate(end)  # furthest end so far: contigs never overlap (STRIDE)
@@ -103,8 +97,8 @@ def overlap_matrix(query: Intervals, target: Intervals) -> sp.csr_matrix:
     region they overlap (a query peak spanning two targets counts in both).
     """
     chromosomes = _chromosomes([query, target])
-    q_lo, q_hi, _ = query.keys(chromosomes)
-    t_lo, t_hi, _ = target.keys(chromosomes)
+    q_lo, q_hi = query.keys(chromosomes)
+    t_lo, t_hi = target.keys(chromosomes)
     order = np.argsort(t_lo, kind="stable")
     t_lo, t_hi = t_lo[order], t_hi[order]
     reach = np.maximum.accumulate(t_hi) if t_hi.size else t_hi
@@ -133,7 +127,7 @@ def recount_fragments(
     """
     cells = pd.Index(np.asarray(barcodes, dtype=str))
     chromosomes = _chromosomes([regions])
-    r_lo, r_hi, _ = regions.keys(chromosomes)
+    r_lo, r_hi = regions.keys(chromosomes)
     order = np.argsort(r_lo, kind="stable")
     r_lo, r_hi = r_lo[order], r_hi[order]
     shape = (len(cells), len(regions))

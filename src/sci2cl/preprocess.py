@@ -115,7 +115,8 @@ def prepare(
 
     cell_steps, keep = _apply(rna.n_obs, _cell_filters(config, rna_qc, atac_qc))
     if not keep.any():
-        raise InputError(source, f"no cells pass QC ({_first_emptying(cell_steps)})")
+        step = next(s for s in cell_steps if s.after == 0)
+        raise InputError(source, f"no cells pass QC ({step.label} left 0 of {step.before} cells)")
     rna_x, atac_x = rna_x[keep], atac_x[keep]
 
     gene_cells, peak_cells = detection_counts(rna_x), detection_counts(atac_x)
@@ -210,11 +211,6 @@ def _feature_filter(
 ) -> tuple[list[FilterStep], np.ndarray]:
     threshold = getattr(config, name)
     return _apply(n, [(name, threshold, detected >= threshold)])
-
-
-def _first_emptying(steps: list[FilterStep]) -> str:
-    step = next(s for s in steps if s.after == 0)
-    return f"{step.label} left 0 of {step.before} cells"
 
 
 def detection_counts(counts: sp.csr_matrix) -> np.ndarray:

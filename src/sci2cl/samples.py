@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from sci2cl.align import SELECTED
+from sci2cl.align import SELECTED, name_matrix
 from sci2cl.errors import InputError, one_line
 from sci2cl.io import assemble_multiome
-from sci2cl.io.tenx import TEXT_FILE_ERRORS
+from sci2cl.io.read import TEXT_FILE_ERRORS
 from sci2cl.peaks import merge_intervals, overlap_matrix, recount_fragments, var_intervals
 
 COVERAGE = "sci2cl_coverage"
@@ -78,16 +78,11 @@ def _genes(samples: list[md.MuData], names: list[str], genes: str) -> ad.AnnData
     parts, coverage, selected = [], [], np.zeros(len(keep), bool)
     for sample, index in zip(samples, indexes, strict=True):
         rna = sample["rna"]
-        position = index.get_indexer(keep)
-        present = position >= 0
-        select = sp.csr_matrix(
-            (np.ones(present.sum(), np.float32), (position[present], np.flatnonzero(present))),
-            shape=(len(index), len(keep)),
-        )
+        select, present = name_matrix(index, keep)
         parts.append(sp.csr_matrix(sp.csr_matrix(rna.X, dtype=np.float32) @ select))
         coverage.append(present)
         if SELECTED in rna.var:
-            selected[present] |= rna.var[SELECTED].to_numpy(bool)[position[present]]
+            selected |= select.T @ rna.var[SELECTED].to_numpy(np.float32) > 0
     var = pd.concat([s["rna"].var for s in samples])
     var = var[~var.index.duplicated()].reindex(keep)
     var[SELECTED] = selected

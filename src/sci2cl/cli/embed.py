@@ -7,19 +7,13 @@ from pathlib import Path
 import click
 
 from sci2cl.api import SCI2CL
-from sci2cl.cli.common import info, input_option, set_threads
+from sci2cl.cli.common import info, input_option, path_option, set_threads
 from sci2cl.io import default_sample_name, read_multiome
-from sci2cl.outputs import check_writable, output_paths
+from sci2cl.io.write import check_writable, output_paths
 
 
 @click.command("embed")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A PREFIX.model.pt written by sci2cl train / run.",
-)
+@path_option("model", "model_path", "A PREFIX.model.pt written by sci2cl train / run.")
 @input_option("Prepared h5mu, or raw input (ARC outs, .h5, MEX, .h5mu) to prepare alike.")
 @click.option(
     "--output-prefix", required=True, help="Writes PREFIX.embeddings.parquet and PREFIX.h5mu."

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sci2cl.cli.common import info, input_option
+from sci2cl.cli.common import info, input_option, path_option
 from sci2cl.evaluate import (
     EvaluationConfig,
     evaluate_embedding,
@@ -15,8 +15,7 @@ from sci2cl.evaluate import (
     match_labels,
     read_label_table,
 )
-from sci2cl.io import staged_outputs
-from sci2cl.outputs import check_writable, read_embeddings
+from sci2cl.io.write import check_writable, read_embeddings, staged_outputs
 
 # metrics on the summary line: NMI and ARI of each clustering, then batch mixing
 SHOWN = [f"{c}_{s}" for c in ("leiden", "kmeans", "umap_kmeans") for s in ("nmi", "ari")]
@@ -25,12 +24,10 @@ SHOWN += ["batch_entropy", "ilisi", "graph_connectivity"]
 
 @click.command("evaluate")
 @input_option("PREFIX.h5mu or PREFIX.embeddings.parquet.")
-@click.option(
-    "--labels",
+@path_option(
+    "labels",
     "labels_csv",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="CSV: first column barcode (or sample:barcode), one column per labelling.",
+    "CSV: first column barcode (or sample:barcode), one column per labelling.",
 )
 @click.option("--label-column", required=True, help="Column of --labels to score against.")
 @click.option("--exclude", multiple=True, help="Label value to leave out (repeatable).")
@@ -40,13 +37,10 @@ SHOWN += ["batch_entropy", "ilisi", "graph_connectivity"]
     help="Also score batch mixing (kNN batch entropy, iLISI, graph connectivity) over this "
     "column of --labels, or 'sample' for the embedding's sample column.",
 )
-@click.option("--output", required=True, type=click.Path(path_type=Path), help="metrics.json")
+@path_option("output", "output", "metrics.json")
 @click.option("--obsm-key", default="X_sci2cl", help="Embedding in an h5mu.")
 @click.option(
-    "--seeds",
-    type=click.IntRange(1),
-    default=3,
-    help="KMeans / Leiden seeds to average.",
+    "--seeds", type=click.IntRange(1), default=3, help="KMeans / Leiden seeds to average."
 )
 @click.option(
     "--paper-protocol/--no-paper-protocol",

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sci2cl.cli.common import info
-from sci2cl.multiqc import write_multiqc_content
+from sci2cl.io.write import write_multiqc_content
 
 
 @click.command("multiqc")

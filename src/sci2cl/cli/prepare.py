@@ -7,28 +7,23 @@ from typing import Any
 
 import click
 
-from sci2cl.cli.common import info, input_option
-from sci2cl.cli.options import config_from, config_options
-from sci2cl.io import default_sample_name, read_multiome, staged_outputs, write_h5mu
-from sci2cl.outputs import check_writable, estimated_bytes
+from sci2cl.cli.common import config_from, config_options, info, input_option
+from sci2cl.io import default_sample_name, read_multiome
+from sci2cl.io.write import PREPARED, check_writable, estimated_bytes, staged_outputs, write_h5mu
 from sci2cl.preprocess import PrepareConfig, prepare
-
-PREPARED_SUFFIX = ".prepared.h5mu"
 
 
 @click.command("prepare")
 @input_option("Cell Ranger ARC outs/ folder, 10x .h5, MEX folder, .h5mu, or a folder holding one.")
 @click.option(
-    "--output-prefix",
-    required=True,
-    help=f"Output path prefix; writes PREFIX{PREPARED_SUFFIX}.",
+    "--output-prefix", required=True, help=f"Output path prefix; writes PREFIX{PREPARED}."
 )
 @click.option("--sample", default=None, help="Sample name (default: derived from --input).")
 @config_options(PrepareConfig)
 def command(input_path: Path, output_prefix: str, sample: str | None, **options: Any) -> None:
     """QC cells and features of one multiome sample and mark the features to model."""
     config = config_from(PrepareConfig, options)
-    final = Path(f"{output_prefix}{PREPARED_SUFFIX}")
+    final = Path(f"{output_prefix}{PREPARED}")
     check_writable([final])
     mdata = read_multiome(input_path)
     prepared, report = prepare(mdata, config, sample or default_sample_name(input_path))

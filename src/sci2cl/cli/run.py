@@ -8,11 +8,9 @@ from typing import Any
 import click
 
 from sci2cl.api import SCI2CL
-from sci2cl.cli.common import info, input_option
-from sci2cl.cli.options import config_from, config_options
+from sci2cl.cli.common import config_from, config_options, input_option
 from sci2cl.cli.train import check_before_work, train_and_write, train_options
 from sci2cl.io import default_sample_name, read_multiome
-from sci2cl.model import ModelConfig
 from sci2cl.preprocess import PrepareConfig
 
 
@@ -25,14 +23,7 @@ from sci2cl.preprocess import PrepareConfig
 def command(input_path: Path, output_prefix: str, sample: str | None, **options: Any) -> None:
     """Prepare one sample and train scI2CL on it (what to try first)."""
     prepare = config_from(PrepareConfig, options)
-    check_before_work(output_prefix, options)
-    model = SCI2CL.setup(
-        read_multiome(input_path),
-        sample=sample or default_sample_name(input_path),
-        prepare=prepare,
-        config=config_from(ModelConfig, options),
-    )
-    for report in model.reports:
-        for line in report.summary_lines():
-            info(line)
+    config = check_before_work(output_prefix, options)
+    sample = sample or default_sample_name(input_path)
+    model = SCI2CL.setup(read_multiome(input_path), sample, prepare, config=config)
     train_and_write(model, output_prefix, options)

@@ -9,14 +9,19 @@ from typing import Any
 
 import click
 
-from sci2cl.api import SCI2CL, training_summary
-from sci2cl.cli.common import EpochProgress, info, input_option, set_threads
-from sci2cl.cli.options import config_from, config_options
+from sci2cl.api import SCI2CL, is_prepared, training_summary
+from sci2cl.cli.common import (
+    EpochProgress,
+    config_from,
+    config_options,
+    info,
+    input_option,
+    set_threads,
+)
 from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
+from sci2cl.io.write import check_writable, estimated_bytes, output_paths
 from sci2cl.model import ModelConfig
-from sci2cl.outputs import check_writable, estimated_bytes, output_paths
-from sci2cl.preprocess import SELECTED
 from sci2cl.train import TrainConfig
 
 _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
@@ -36,16 +41,20 @@ def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return config_options(ModelConfig, TrainConfig)(func)
 
 
-def check_before_work(output_prefix: str, options: Mapping[str, Any]) -> TrainConfig:
-    """Fail on bad options or unwritable outputs before any input is read; the config."""
-    config_from(ModelConfig, options)
+def check_before_work(output_prefix: str, options: Mapping[str, Any]) -> ModelConfig:
+    """Fail on bad options or unwritable outputs before any input is read; the model config."""
+    config = config_from(ModelConfig, options)
     paths = output_paths(output_prefix, figures=options["figures"]).values()
     check_writable([*paths, *([options["checkpoint"]] if options["checkpoint"] else [])])
-    return config_from(TrainConfig, options)
+    config_from(TrainConfig, options)
+    return config
 
 
 def train_and_write(model: SCI2CL, output_prefix: str, options: Mapping[str, Any]) -> None:
     """Train ``model`` and write every output (used by train and run)."""
+    for report in model.reports:
+        for line in report.summary_lines():
+            info(line)
     mdata = model.mdata
     combined = mdata.uns.get("sci2cl", {}).get("combine")
     if combined:
@@ -73,7 +82,7 @@ def train_and_write(model: SCI2CL, output_prefix: str, options: Mapping[str, Any
 
 def read_prepared(path: Path):
     mdata = read_multiome(path)
-    if any(SELECTED not in mdata[m].var for m in ("rna", "atac")):
+    if not is_prepared(mdata):
         raise InputError(path, "not a prepared h5mu (no selected features); run sci2cl prepare")
     return mdata
 
@@ -112,12 +121,10 @@ def command(
 
     Several samples are trained into one space: genes of any (or all) samples, peaks merged
     across samples (see docs/usage.md), the sample as a decoder covariate."""
-    check_before_work(output_prefix, options)
+    config = check_before_work(output_prefix, options)
     for path in fragments:
         if not path.is_file() or not os.access(path, os.R_OK):
             raise InputError(path, "no such file" if not path.exists() else "not a readable file")
     prepared = [read_prepared(p) for p in inputs]
-    model = SCI2CL.setup(
-        prepared, genes=genes, fragments=fragments or None, config=config_from(ModelConfig, options)
-    )
+    model = SCI2CL.setup(prepared, genes=genes, fragments=fragments or None, config=config)
     train_and_write(model, output_prefix, options)

@@ -1,8 +1,8 @@
 """Read paired RNA + ATAC counts from any supported input into a validated MuData.
 
-Supported: a Cell Ranger ARC ``outs/`` folder, a bare 10x ``.h5``, a MEX folder, an ``.h5mu``
-with ``rna`` and ``atac`` modalities, or any folder (e.g. files staged by Nextflow) that holds
-one of these somewhere below it.
+Supported: a Cell Ranger ARC ``outs/`` folder, a bare 10x ``.h5`` (HDF5 v3 layout), a MEX
+folder, an ``.h5mu`` with ``rna`` and ``atac`` modalities, or any folder (e.g. files staged by
+Nextflow) that holds one of these somewhere below it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,20 +21,13 @@ import h5py
 import mudata
 import numpy as np
 import pandas as pd
+import scipy.io
 import scipy.sparse as sp
 from anndata.utils import make_index_unique
 
 from sci2cl.errors import InputError, Sci2clWarning, one_line
-from sci2cl.io.tenx import (
-    GENE_EXPRESSION,
-    TEXT_FILE_ERRORS,
-    TenxMatrix,
-    check_sparse_group,
-    is_mex_folder,
-    read_tenx_h5,
-    read_tenx_mex,
-)
 
+GENE_EXPRESSION = "Gene Expression"
 #: Modality name -> 10x feature type.
 MODALITY_FEATURE_TYPES = {"rna": GENE_EXPRESSION, "atac": "Peaks"}
 FILTERED_H5 = "filtered_feature_bc_matrix.h5"
@@ -43,6 +38,14 @@ FRAGMENT_NAMES = ("atac_fragments.tsv.gz", "fragments.tsv.gz")
 MAX_SEARCH_DEPTH = 6
 _PEAK_PATTERN = re.compile(r"^(?P<chrom>[^:_\s]+)[:_-](?P<start>\d+)[-_](?P<end>\d+)$")
 
+#: Columns of :attr:`TenxMatrix.features`, in this order.
+FEATURE_COLUMNS = ("id", "name", "feature_type", "genome", "interval")
+SPARSE = ("data", "indices", "indptr")
+#: File names of a MEX folder, each possibly gzip-compressed.
+MEX_MATRIX, MEX_FEATURES, MEX_BARCODES = "matrix.mtx", "features.tsv", "barcodes.tsv"
+#: What reading a (gzip) text file raises when it is corrupt, truncated or malformed.
+TEXT_FILE_ERRORS = (OSError, EOFError, zlib.error, ValueError)
+
 
 @dataclass(frozen=True)
 class _Source:
@@ -51,6 +54,15 @@ class _Source:
     kind: str  # "tenx_h5" | "mex" | "h5mu"
     path: Path
     extras_dir: Path | None = None
+
+
+@contextmanager
+def _reading(path: str | Path, problem: str, errors=TEXT_FILE_ERRORS) -> Iterator[None]:
+    """Turn ``errors`` raised inside into an :class:`InputError`: ``path: problem: error``."""
+    try:
+        yield
+    except errors as err:
+        raise InputError(path, f"{problem}: {one_line(err)}") from err
 
 
 def read_multiome(path: str | Path) -> mudata.MuData:
@@ -132,11 +144,8 @@ def _classify_file(path: Path) -> _Source:
             "unrecognised input; expected a 10x .h5, an .h5mu, a Cell "
             "Ranger ARC outs/ folder or a MEX folder",
         )
-    try:
-        with h5py.File(path, "r") as handle:
-            keys = set(handle.keys())
-    except OSError as err:  # h5py: truncated or corrupt
-        raise InputError(path, f"unreadable HDF5 file: {one_line(err)}") from err
+    with _reading(path, "unreadable HDF5 file", OSError), h5py.File(path, "r") as handle:
+        keys = set(handle.keys())
     if "mod" in keys:
         return _Source("h5mu", path)
     if "matrix" in keys:
@@ -196,14 +205,138 @@ def _one_container(folder: Path, candidates: list[tuple[str, Path]]) -> tuple[st
     return candidates[0]
 
 
+# --- 10x matrices: HDF5 and MEX ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenxMatrix:
+    """A 10x feature-barcode matrix oriented cells x features."""
+
+    counts: sp.csr_matrix
+    barcodes: np.ndarray
+    features: pd.DataFrame
+
+
+def read_tenx_h5(path: Path) -> TenxMatrix:
+    """Read ``matrix/`` of a 10x HDF5 v3 file (Cell Ranger >= 3, ARC, ATAC)."""
+    # h5py raises OSError on unreadable, truncated or corrupt files (e.g. a failed inflate)
+    with _reading(path, "cannot read HDF5 file", OSError), h5py.File(path, "r") as handle:
+        group = handle.get("matrix")
+        if not isinstance(group, h5py.Group):
+            raise InputError(path, "not a 10x HDF5 v3 matrix (no 'matrix' group)")
+        missing = [k for k in (*SPARSE, "shape", "barcodes", "features") if k not in group]
+        if missing or "id" not in group["features"]:
+            lacks = ", ".join(missing) if missing else "features/id"
+            raise InputError(path, f"10x HDF5 'matrix' group lacks {lacks}")
+        check_sparse_group(group, path, "matrix")
+        arrays = {k: group[k][()] for k in (*SPARSE, "shape", "barcodes")}
+        table = {k: group["features"][k][()] for k in FEATURE_COLUMNS if k in group["features"]}
+    shape = arrays["shape"]
+    if shape.shape != (2,) or shape.dtype.kind not in "iu":
+        raise InputError(path, f"matrix/shape must hold 2 integers, has {shape.tolist()}")
+    n_features, n_cells = (int(v) for v in shape)
+    counts = _sparse_counts(arrays, (n_cells, n_features), path)
+    barcodes = _strings(arrays["barcodes"], path, "matrix/barcodes")
+    table = {k: _strings(v, path, f"matrix/features/{k}") for k, v in table.items()}
+    features = _feature_table(table, len(table["id"]))
+    _check_lengths(path, counts, barcodes, features)
+    return TenxMatrix(counts, barcodes, features)
+
+
+def check_sparse_group(group: h5py.Group, path: Path, where: str) -> None:
+    """InputError unless ``group``'s ``data`` are numbers and ``indices`` / ``indptr`` integers."""
+    kinds = {"data": "biuf", "indices": "iu", "indptr": "iu"}
+    for key, allowed in kinds.items():
+        item = group.get(key)
+        if not isinstance(item, h5py.Dataset) or item.dtype.kind not in allowed:
+            found = item.dtype if isinstance(item, h5py.Dataset) else "nothing"
+            wanted = "numbers" if key == "data" else "integers"
+            raise InputError(path, f"{where}/{key} holds {found}; expected {wanted}")
+
+
+def _sparse_counts(arrays: dict[str, np.ndarray], shape: tuple[int, int], path: Path):
+    """Cells x features CSR from 10x's CSC arrays (features x cells), checked for consistency."""
+    # scipy raises ValueError when lengths, bounds or order of the arrays disagree
+    with _reading(path, "inconsistent sparse matrix", ValueError):
+        counts = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
+        counts.check_format(full_check=True)
+    return counts
+
+
+def _strings(values: np.ndarray, path: Path, where: str) -> np.ndarray:
+    if values.dtype.kind not in "SUO":
+        raise InputError(path, f"{where} holds {values.dtype}; expected strings")
+    return np.asarray(values).astype(str)
+
+
+def _feature_table(columns: dict[str, np.ndarray], n: int) -> pd.DataFrame:
+    """:data:`FEATURE_COLUMNS` from ``columns`` (``id`` at least); the name defaults to the id."""
+    defaults = {
+        "name": columns["id"],
+        "feature_type": GENE_EXPRESSION,
+        "genome": "",
+        "interval": "",
+    }
+    table = {**{k: np.broadcast_to(v, n) for k, v in defaults.items()}, **columns}
+    return pd.DataFrame(table, columns=list(FEATURE_COLUMNS))
+
+
+def _check_lengths(
+    path: Path, counts: sp.csr_matrix, barcodes: np.ndarray, features: pd.DataFrame
+) -> None:
+    n_cells, n_features = counts.shape
+    if len(barcodes) != n_cells:
+        raise InputError(path, f"matrix has {n_cells} cells but {len(barcodes)} barcodes")
+    if len(features) != n_features:
+        raise InputError(path, f"matrix has {n_features} features but {len(features)} listed")
+
+
+def mex_file(folder: Path, name: str) -> Path | None:
+    """``folder/name`` or ``folder/name.gz``, whichever exists (gzip preferred)."""
+    return next((p for p in (folder / f"{name}.gz", folder / name) if p.is_file()), None)
+
+
+def is_mex_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a MEX matrix (``matrix.mtx[.gz]``)."""
+    return mex_file(folder, MEX_MATRIX) is not None
+
+
+def _read_tsv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({0: pd.Series(dtype=str)})
+    except TEXT_FILE_ERRORS as err:  # also pandas' ParserError and UnicodeDecodeError (ValueError)
+        raise InputError(path, f"cannot read file: {one_line(err)}") from err
+
+
+def read_tenx_mex(folder: Path) -> TenxMatrix:
+    """Read a MEX folder: ``matrix.mtx``, ``features.tsv`` (or v2 ``genes.tsv``), ``barcodes.tsv``.
+
+    ``features.tsv`` may have 2 (id, name), 3 (+ type) or 6 columns (ARC: + chrom, start, end).
+    """
+    files = {name: mex_file(folder, name) for name in (MEX_MATRIX, MEX_FEATURES, MEX_BARCODES)}
+    files[MEX_FEATURES] = files[MEX_FEATURES] or mex_file(folder, "genes.tsv")
+    for name, found in files.items():
+        if found is None:
+            raise InputError(folder, f"MEX folder lacks {name}[.gz]")
+    matrix = files[MEX_MATRIX]
+    # scipy reports malformed Matrix Market text as ValueError
+    with _reading(matrix, "cannot read Matrix Market file"):
+        counts = sp.csr_matrix(scipy.io.mmread(matrix).T)
+    barcodes = _read_tsv(files[MEX_BARCODES])[0].to_numpy(dtype=str)
+    raw = _read_tsv(files[MEX_FEATURES])
+    names = ("id", "name", "feature_type")[: raw.shape[1]]
+    columns = {key: raw[i].to_numpy(dtype=str) for i, key in enumerate(names)}
+    if raw.shape[1] >= 6:
+        interval = raw[3] + ":" + raw[4] + "-" + raw[5]
+        columns["interval"] = np.where(raw[3] == "", "NA", interval).astype(str)
+    features = _feature_table(columns, len(raw))
+    _check_lengths(matrix, counts, barcodes, features)
+    return TenxMatrix(counts, barcodes, features)
+
+
 # --- readers -------------------------------------------------------------------------------
-
-
-def _read_tenx(reader: Callable[[Path], TenxMatrix]) -> Callable[[Path], mudata.MuData]:
-    def read(path: Path) -> mudata.MuData:
-        return _split_modalities(reader(path), path)
-
-    return read
 
 
 def _split_modalities(matrix: TenxMatrix, path: Path) -> mudata.MuData:
@@ -237,14 +370,13 @@ def _split_modalities(matrix: TenxMatrix, path: Path) -> mudata.MuData:
 
 
 def _read_h5mu(path: Path) -> mudata.MuData:
-    try:
+    # h5py, anndata and scipy raise OSError or ValueError on corrupt or odd content
+    with _reading(path, "cannot read h5mu file", (OSError, ValueError)):
         _check_h5mu_counts(path)
         with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
             # not written by muon, names not unique, ...: what matters is checked below
             warnings.filterwarnings("ignore", category=UserWarning, module=r"(mu|ann)data\.")
             source = mudata.read_h5mu(path)
-    except (OSError, ValueError) as err:  # h5py, anndata and scipy on corrupt or odd content
-        raise InputError(path, f"cannot read h5mu file: {one_line(err)}") from err
     return multiome_from_mudata(source, path)
 
 
@@ -357,8 +489,8 @@ def _check_unique_barcodes(barcodes: pd.Index, path: str | Path, where: str) -> 
 
 
 _READERS: dict[str, Callable[[Path], mudata.MuData]] = {
-    "tenx_h5": _read_tenx(read_tenx_h5),
-    "mex": _read_tenx(read_tenx_mex),
+    "tenx_h5": lambda path: _split_modalities(read_tenx_h5(path), path),
+    "mex": lambda path: _split_modalities(read_tenx_mex(path), path),
     "h5mu": _read_h5mu,
 }
 
@@ -370,10 +502,9 @@ def _attach_arc_extras(mdata: mudata.MuData, folder: Path) -> None:
     """Join ``per_barcode_metrics.csv`` into obs and record the fragments file, when present."""
     metrics = folder / METRICS_CSV
     if metrics.is_file():
-        try:
+        # pandas: ParserError, no barcode column (ValueError)
+        with _reading(metrics, "cannot read per-barcode metrics"):
             table = pd.read_csv(metrics, index_col="barcode")
-        except TEXT_FILE_ERRORS as err:  # pandas: ParserError, no barcode column (ValueError)
-            raise InputError(metrics, f"cannot read per-barcode metrics: {one_line(err)}") from err
         table = table.add_prefix("arc_").reindex(mdata.obs_names)
         for column in table:
             mdata.obs[column] = table[column].to_numpy()
