@@ -1,18 +1,12 @@
-"""Combine prepared samples into one MuData for training.
+"""Combine prepared samples into one MuData for training (see docs/usage.md, several samples).
 
-Genes: the union of the samples' genes (default) or only the genes common to all. ``prepare``
-drops genes detected in few cells of a sample, so the intersection of prepared samples loses
-every gene that is rare in any one sample (e.g. markers of a cell type that sample lacks);
-with the union, a gene absent from a sample counts zero in its cells but is *uncovered* there:
-it is left out of that sample's reconstruction loss.
-
-Peaks: Cell Ranger ARC calls peaks per sample, so the peak sets are merged into one set of
-regions (overlapping peaks of all samples become one region spanning them) and each sample's
-counts of the peaks inside a region are summed into it; with fragments files, counts are
-instead recounted over the merged regions. A merged region is covered by a sample when one of
-its own peaks lies in it (always, after recounting); uncovered regions are left out of that
-sample's reconstruction loss. Coverage is kept in ``varm['sci2cl_coverage']`` (features x
-samples, in ``uns['sci2cl']['combine']['samples']`` order).
+Genes: the union of the samples' genes (default; a gene a sample lacks counts zero in its cells
+but is *uncovered* there) or only those common to all. Peaks: the samples' peak sets are merged
+into one set of regions, each sample's peak counts summed into the region holding them (or
+recounted from fragments files); a region is uncovered by a sample with no peak in it. Uncovered
+features are left out of that sample's reconstruction loss; coverage is kept in
+``varm['sci2cl_coverage']`` (features x samples, in ``uns['sci2cl']['combine']['samples']``
+order).
 """
 
 from __future__ import annotations

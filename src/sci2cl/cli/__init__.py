@@ -1,8 +1,5 @@
-"""Command-line interface: a thin click layer over the library, with one error boundary.
-
-Exit codes: 0 success; 1 internal error (one line, traceback written to a log file whose path
-is printed); 2 bad input, bad options or an unwritable output location; 3 out of memory.
-"""
+"""Command-line interface: a thin click layer over the library, with one error boundary that
+ends every failure in one line and an exit code (listed in :func:`main`'s help)."""
 
 from __future__ import annotations
 
