@@ -20,17 +20,7 @@ from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset
 from sci2cl.embed import TrainedModel, embed
 from sci2cl.errors import InputError, Sci2clError, Sci2clWarning
 from sci2cl.io import default_sample_name, multiome_from_mudata
-from sci2cl.io.write import (
-    FIGURES,
-    MODEL,
-    RESULTS,
-    annotate,
-    check_writable,
-    output_paths,
-    staged_outputs,
-    write_figures,
-    write_results,
-)
+from sci2cl.io import write as outputs
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.preprocess import PrepareConfig, PrepareReport
@@ -159,14 +149,14 @@ class SCI2CL:
         ``X_sci2cl_atac``), Leiden clusters of the joint graph (``obs['sci2cl_leiden']``), its
         UMAP (``obsm['X_umap']``), parameters and loss history (``uns['sci2cl']``)."""
         self.get_latent_representation()
-        return annotate(self._cells(), self._embeddings, self.params, self._history())
+        return outputs.annotate(self._cells(), self._embeddings, self.params, self._history())
 
     # --- files -----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
         """Write the model file (weights, configuration, feature lists; see docs/output.md)."""
         path = Path(path)
-        with staged_outputs({"model": path}) as temp:
+        with outputs.staged_outputs({"model": path}) as temp:
             self._model().save(temp["model"])
         return path
 
@@ -186,22 +176,22 @@ class SCI2CL:
         then the embeddings table, MuData and loss history together, then the figures (best
         effort: one that fails warns). Mapped cells: embeddings table and MuData only."""
         trained_here = self.result is not None
-        paths = output_paths(prefix, trained_here, figures)
-        check_writable(paths.values())
-        written = [self.save(paths[MODEL])] if trained_here else []
-        results = {s: paths[s] for s in RESULTS if s in paths}
+        paths = outputs.output_paths(prefix, trained_here, figures)
+        outputs.check_writable(paths.values())
+        written = [self.save(paths[outputs.MODEL])] if trained_here else []
+        results = {s: paths[s] for s in outputs.RESULTS if s in paths}
         try:
             annotated = self.to_mudata()
-            write_results(annotated, self._history(), results)
+            outputs.write_results(annotated, self._history(), results)
         except Exception as err:
             if written:
                 err.add_note(f"the trained model was saved to {written[0]}")
             raise
-        figure_paths = {s: paths[s] for s in FIGURES if s in paths}
+        figure_paths = {s: paths[s] for s in outputs.FIGURES if s in paths}
         return [
             *written,
             *results.values(),
-            *write_figures(annotated, self._history(), figure_paths),
+            *outputs.write_figures(annotated, self._history(), figure_paths),
         ]
 
     # --- internals -------------------------------------------------------------------------

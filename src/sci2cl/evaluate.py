@@ -197,25 +197,27 @@ def _per_cell(identity: pd.DataFrame, table: pd.DataFrame, column: str, path: Pa
     return table[column].reindex(keys.to_numpy())
 
 
-def match_labels(
-    identity: pd.DataFrame, table: pd.DataFrame, column: str, exclude: tuple[str, ...], path: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the embedding that have a label (not excluded) and their labels."""
+def labelled_cells(
+    identity: pd.DataFrame,
+    path: Path,
+    column: str,
+    exclude: tuple[str, ...] = (),
+    batch_column: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Rows of the embedding with a label in ``column`` of the labels CSV at ``path`` (not one
+    of ``exclude``), their labels and, given ``batch_column``, their batches: that column of the
+    CSV, or the embedding's own ``sample`` column for ``sample`` when the CSV has none."""
+    table = read_label_table(path)
     values = _per_cell(identity, table, column, path)
     keep = values.notna().to_numpy() & ~values.astype(str).isin(exclude).to_numpy()
     if keep.sum() < 2:
         raise InputError(path, "fewer than two embedded cells have a usable label")
-    return np.flatnonzero(keep), values.to_numpy()[keep].astype(str)
-
-
-def match_batches(
-    identity: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame, column: str, path: Path
-) -> np.ndarray:
-    """Batch of each labelled row: ``column`` of the labels table, or the embedding's own
-    ``sample`` column when ``column`` is ``sample`` and the table has no such column."""
-    if column == "sample" and column not in table:
-        return identity["sample"].to_numpy()[rows]
-    values = _per_cell(identity, table, column, path).iloc[rows]
-    if values.isna().any():
-        raise InputError(path, f"column {column!r} is empty for some labelled cells")
-    return values.astype(str).to_numpy()
+    rows, labels = np.flatnonzero(keep), values.to_numpy()[keep].astype(str)
+    if not batch_column:
+        return rows, labels, None
+    if batch_column == "sample" and batch_column not in table:
+        return rows, labels, identity["sample"].to_numpy()[rows]
+    batches = _per_cell(identity, table, batch_column, path).iloc[rows]
+    if batches.isna().any():
+        raise InputError(path, f"column {batch_column!r} is empty for some labelled cells")
+    return rows, labels, batches.astype(str).to_numpy()

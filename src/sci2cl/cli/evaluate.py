@@ -8,13 +8,7 @@ from pathlib import Path
 import click
 
 from sci2cl.cli.common import info, input_option, path_option
-from sci2cl.evaluate import (
-    EvaluationConfig,
-    evaluate_embedding,
-    match_batches,
-    match_labels,
-    read_label_table,
-)
+from sci2cl.evaluate import EvaluationConfig, evaluate_embedding, labelled_cells
 from sci2cl.io.write import check_writable, read_embeddings, staged_outputs
 
 # metrics on the summary line: NMI and ARI of each clustering, then batch mixing
@@ -61,10 +55,8 @@ def command(
     """Score an embedding against reference labels (labels are never used in training)."""
     check_writable([output])
     identity, embedding = read_embeddings(input_path, obsm_key)
-    table = read_label_table(labels_csv)
-    rows, labels = match_labels(identity, table, label_column, tuple(exclude), labels_csv)
-    batches = (
-        match_batches(identity, rows, table, batch_column, labels_csv) if batch_column else None
+    rows, labels, batches = labelled_cells(
+        identity, labels_csv, label_column, tuple(exclude), batch_column
     )
     config = EvaluationConfig(seeds=tuple(range(seeds)), paper_protocol=paper_protocol)
     metrics = evaluate_embedding(embedding[rows], labels, config, batches)

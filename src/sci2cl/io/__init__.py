@@ -1,4 +1,4 @@
-"""Input/output: 10x / MuData readers and atomic writers."""
+"""Input/output: :mod:`.read` reads every input format, :mod:`.write` writes every output."""
 
 from sci2cl.io.read import (
     assemble_multiome,
