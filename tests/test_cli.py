@@ -19,9 +19,8 @@ from test_bad_input import CASES, _assert_clean_failure
 import sci2cl
 from sci2cl import __version__
 from sci2cl.cli import main
-from sci2cl.evaluate import EvaluationConfig, evaluate_embedding
+from sci2cl.evaluate import EvaluationConfig, evaluate_embedding, read_embeddings
 from sci2cl.io import read_multiome
-from sci2cl.io.write import read_embeddings
 
 SMALL_CLI_MODEL = dict(latent_dim=8, hidden_dims=(32, 16), n_views=2, n_heads=2, n_tokens=2)
 OUTPUTS = (".embeddings.parquet", ".h5mu", ".model.pt", ".history.csv", ".umap.png", ".losses.png")

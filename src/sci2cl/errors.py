@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -24,3 +26,13 @@ class Sci2clWarning(UserWarning):
 def one_line(err: BaseException, limit: int | None = 200) -> str:
     """The first line of an exception's message (its type name when empty), cut at ``limit``."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
+
+
+@contextmanager
+def reading(path: str | Path, problem: str, errors: tuple[type[Exception], ...]) -> Iterator[None]:
+    """Turn ``errors`` raised inside into an :class:`InputError` ``path: problem``, the error's
+    first line in place of ``{}``."""
+    try:
+        yield
+    except errors as err:
+        raise InputError(path, problem.format(one_line(err))) from err

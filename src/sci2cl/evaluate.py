@@ -1,5 +1,5 @@
-"""Clustering quality of an embedding against reference labels (labels never train), and
-matching a labels table to the embedded cells."""
+"""Clustering quality of an embedding against reference labels (labels never train); reading
+the embedding back and matching a labels table to its cells."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
+import mudata as md
 import numpy as np
 import pandas as pd
 import scanpy as sc
@@ -16,7 +17,8 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
-from sci2cl.errors import InputError, one_line
+from sci2cl.errors import InputError, reading
+from sci2cl.io.write import EMBEDDING_PREFIX, cell_identity
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,30 @@ def evaluate_embedding(
     return out
 
 
-# --- labels of the embedded cells ----------------------------------------------------------
+# --- the embedding and the labels of its cells ---------------------------------------------
+
+
+def read_embeddings(path: Path, obsm_key: str = "X_sci2cl") -> tuple[pd.DataFrame, np.ndarray]:
+    """Cell identities (barcode, sample) and the embedding of a sci2cl ``.embeddings.parquet``
+    or ``.h5mu``."""
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.suffix == ".parquet":
+        # pyarrow: ArrowInvalid is a ValueError
+        with reading(path, "unreadable Parquet file ({})", (OSError, ValueError)):
+            table = pd.read_parquet(path)
+        cols = [c for c in table.columns if c.removeprefix(EMBEDDING_PREFIX).isdigit()]
+        cols.sort(key=lambda c: int(c[len(EMBEDDING_PREFIX) :]))
+        if not cols or "barcode" not in table:
+            raise InputError(path, f"no barcode / {EMBEDDING_PREFIX}<n> columns")
+        ident = table[["barcode"]].assign(sample=table.get("sample", "sample"))
+        return ident.astype(str), table[cols].to_numpy(np.float32)
+    # h5py and anndata report unreadable HDF5 as OSError
+    with reading(path, "unreadable h5mu file ({})", (OSError,)):
+        mdata = md.read_h5mu(path)
+    if obsm_key not in mdata.obsm:
+        raise InputError(path, f"no obsm[{obsm_key!r}] embedding")
+    return cell_identity(mdata), np.asarray(mdata.obsm[obsm_key], dtype=np.float32)
 
 
 def read_label_table(labels_csv: Path) -> pd.DataFrame:
@@ -173,10 +198,9 @@ def read_label_table(labels_csv: Path) -> pd.DataFrame:
     ``sample:barcode`` for several samples)."""
     if not labels_csv.exists():
         raise InputError(labels_csv, "no such file")
-    try:
+    # pandas: ParserError, EmptyDataError, UnicodeDecodeError are ValueErrors
+    with reading(labels_csv, "unreadable CSV ({})", (OSError, ValueError)):
         table = pd.read_csv(labels_csv, index_col=0)
-    except (OSError, ValueError, UnicodeDecodeError) as err:  # pandas: ParserError, EmptyDataError
-        raise InputError(labels_csv, f"unreadable CSV ({one_line(err)})") from None
     table.index = table.index.astype(str)
     if table.index.has_duplicates:
         repeated = table.index[table.index.duplicated()]

@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from sci2cl.align import SELECTED, name_matrix
-from sci2cl.errors import InputError, one_line
+from sci2cl.errors import InputError, reading
 from sci2cl.io import assemble_multiome
 from sci2cl.io.read import TEXT_FILE_ERRORS
 from sci2cl.peaks import merge_intervals, overlap_matrix, recount_fragments, var_intervals
@@ -49,7 +49,8 @@ def _stacked(
     coverage: list[np.ndarray],
 ) -> ad.AnnData:
     """One modality of all samples: counts stacked cell-wise (cells ``sample:barcode``),
-    per-sample coverage in ``varm[COVERAGE]``."""
+    per-sample coverage in ``varm[COVERAGE]``, the samples covering each feature in
+    ``var['n_samples']``."""
     obs = []
     for name, sample in zip(names, samples, strict=True):
         part = sample[modality].obs.copy()
@@ -57,6 +58,7 @@ def _stacked(
         obs.append(part)
     adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=pd.concat(obs), var=var)
     adata.varm[COVERAGE] = np.stack(coverage, axis=1)
+    adata.var["n_samples"] = adata.varm[COVERAGE].sum(axis=1)
     return adata
 
 
@@ -80,7 +82,6 @@ def _genes(samples: list[md.MuData], names: list[str], genes: str) -> ad.AnnData
     var = pd.concat([s["rna"].var for s in samples])
     var = var[~var.index.duplicated()].reindex(keep)
     var[SELECTED] = selected
-    var["n_samples"] = np.sum(coverage, axis=0)
     return _stacked(samples, names, "rna", parts, var, coverage)
 
 
@@ -89,36 +90,29 @@ def _merged_peaks(
 ) -> ad.AnnData:
     intervals = []
     for name, sample in zip(names, samples, strict=True):
-        try:
+        with reading(name, "ATAC peaks without genomic intervals ({})", (ValueError,)):
             intervals.append(var_intervals(sample["atac"].var))
-        except ValueError as err:
-            raise InputError(name, f"ATAC peaks without genomic intervals ({err})") from None
     regions = merge_intervals(intervals)
     parts, coverage = [], []
     selected = np.zeros(len(regions), bool)
-    n_peaks = np.zeros(len(regions), np.int64)
     for i, (sample, peaks) in enumerate(zip(samples, intervals, strict=True)):
         mapping = overlap_matrix(peaks, regions)  # each peak lies in exactly one region
         atac = sample["atac"]
         if fragments is not None:
             barcodes = sample.obs.get("barcode", sample.obs_names.to_series())
-            try:
+            # corrupt gzip, malformed lines (pandas: ValueError)
+            with reading(fragments[i], "unreadable fragments file ({})", TEXT_FILE_ERRORS):
                 parts.append(recount_fragments(fragments[i], barcodes.astype(str), regions))
-            except TEXT_FILE_ERRORS as err:  # corrupt gzip, malformed lines (pandas: ValueError)
-                raise InputError(
-                    fragments[i], f"unreadable fragments file ({one_line(err)})"
-                ) from None
             coverage.append(np.ones(len(regions), bool))
         else:
             parts.append(sp.csr_matrix(sp.csr_matrix(atac.X, dtype=np.float32) @ mapping))
             coverage.append(np.asarray(mapping.sum(axis=0)).ravel() > 0)
-        n_peaks += coverage[-1]
         if SELECTED in atac.var:
             chosen = atac.var[SELECTED].to_numpy(np.float32)
             selected |= np.asarray(mapping.T @ chosen).ravel() > 0
     index = pd.Index(regions.names())
     var = pd.DataFrame(
-        {"feature_types": "Peaks", "interval": index, "n_samples": n_peaks, SELECTED: selected},
+        {"feature_types": "Peaks", "interval": index, SELECTED: selected},
         index=index,
     )
     return _stacked(samples, names, "atac", parts, var, coverage)

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from sci2cl.cli.common import info, input_option, path_option
-from sci2cl.evaluate import EvaluationConfig, evaluate_embedding, labelled_cells
-from sci2cl.io.write import check_writable, read_embeddings, staged_outputs
+from sci2cl.evaluate import EvaluationConfig, evaluate_embedding, labelled_cells, read_embeddings
+from sci2cl.io.write import check_writable, staged_outputs
 
 # metrics on the summary line: NMI and ARI of each clustering, then batch mixing
 SHOWN = [f"{c}_{s}" for c in ("leiden", "kmeans", "umap_kmeans") for s in ("nmi", "ari")]

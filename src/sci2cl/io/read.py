@@ -11,8 +11,7 @@ import os
 import re
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import scipy.io
 import scipy.sparse as sp
 from anndata.utils import make_index_unique
 
-from sci2cl.errors import InputError, Sci2clWarning, one_line
+from sci2cl.errors import InputError, Sci2clWarning, one_line, reading
 
 GENE_EXPRESSION = "Gene Expression"
 #: Modality name -> 10x feature type.
@@ -54,15 +53,6 @@ class _Source:
     kind: str  # "tenx_h5" | "mex" | "h5mu"
     path: Path
     extras_dir: Path | None = None
-
-
-@contextmanager
-def _reading(path: str | Path, problem: str, errors=TEXT_FILE_ERRORS) -> Iterator[None]:
-    """Turn ``errors`` raised inside into an :class:`InputError`: ``path: problem: error``."""
-    try:
-        yield
-    except errors as err:
-        raise InputError(path, f"{problem}: {one_line(err)}") from err
 
 
 def read_multiome(path: str | Path) -> mudata.MuData:
@@ -144,7 +134,7 @@ def _classify_file(path: Path) -> _Source:
             "unrecognised input; expected a 10x .h5, an .h5mu, a Cell "
             "Ranger ARC outs/ folder or a MEX folder",
         )
-    with _reading(path, "unreadable HDF5 file", OSError), h5py.File(path, "r") as handle:
+    with reading(path, "unreadable HDF5 file: {}", (OSError,)), h5py.File(path, "r") as handle:
         keys = set(handle.keys())
     if "mod" in keys:
         return _Source("h5mu", path)
@@ -220,7 +210,7 @@ class TenxMatrix:
 def read_tenx_h5(path: Path) -> TenxMatrix:
     """Read ``matrix/`` of a 10x HDF5 v3 file (Cell Ranger >= 3, ARC, ATAC)."""
     # h5py raises OSError on unreadable, truncated or corrupt files (e.g. a failed inflate)
-    with _reading(path, "cannot read HDF5 file", OSError), h5py.File(path, "r") as handle:
+    with reading(path, "cannot read HDF5 file: {}", (OSError,)), h5py.File(path, "r") as handle:
         group = handle.get("matrix")
         if not isinstance(group, h5py.Group):
             raise InputError(path, "not a 10x HDF5 v3 matrix (no 'matrix' group)")
@@ -257,7 +247,7 @@ def check_sparse_group(group: h5py.Group, path: Path, where: str) -> None:
 def _sparse_counts(arrays: dict[str, np.ndarray], shape: tuple[int, int], path: Path):
     """Cells x features CSR from 10x's CSC arrays (features x cells), checked for consistency."""
     # scipy raises ValueError when lengths, bounds or order of the arrays disagree
-    with _reading(path, "inconsistent sparse matrix", ValueError):
+    with reading(path, "inconsistent sparse matrix: {}", (ValueError,)):
         counts = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
         counts.check_format(full_check=True)
     return counts
@@ -322,7 +312,7 @@ def read_tenx_mex(folder: Path) -> TenxMatrix:
             raise InputError(folder, f"MEX folder lacks {name}[.gz]")
     matrix = files[MEX_MATRIX]
     # scipy reports malformed Matrix Market text as ValueError
-    with _reading(matrix, "cannot read Matrix Market file"):
+    with reading(matrix, "cannot read Matrix Market file: {}", TEXT_FILE_ERRORS):
         counts = sp.csr_matrix(scipy.io.mmread(matrix).T)
     barcodes = _read_tsv(files[MEX_BARCODES])[0].to_numpy(dtype=str)
     raw = _read_tsv(files[MEX_FEATURES])
@@ -371,7 +361,7 @@ def _split_modalities(matrix: TenxMatrix, path: Path) -> mudata.MuData:
 
 def _read_h5mu(path: Path) -> mudata.MuData:
     # h5py, anndata and scipy raise OSError or ValueError on corrupt or odd content
-    with _reading(path, "cannot read h5mu file", (OSError, ValueError)):
+    with reading(path, "cannot read h5mu file: {}", (OSError, ValueError)):
         _check_h5mu_counts(path)
         with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
             # not written by muon, names not unique, ...: what matters is checked below
@@ -503,7 +493,7 @@ def _attach_arc_extras(mdata: mudata.MuData, folder: Path) -> None:
     metrics = folder / METRICS_CSV
     if metrics.is_file():
         # pandas: ParserError, no barcode column (ValueError)
-        with _reading(metrics, "cannot read per-barcode metrics"):
+        with reading(metrics, "cannot read per-barcode metrics: {}", TEXT_FILE_ERRORS):
             table = pd.read_csv(metrics, index_col="barcode")
         table = table.add_prefix("arc_").reindex(mdata.obs_names)
         for column in table:

@@ -1,5 +1,5 @@
 """Everything sci2cl writes: which files, in which order, written atomically; figures; MultiQC
-custom content; and reading the embeddings back.
+custom content.
 
 A training run writes ``PREFIX`` + :data:`MODEL` first (the trained model is never lost to a
 later failure), then :data:`RESULTS` as one group (the embeddings table, the annotated MuData,
@@ -34,7 +34,7 @@ from anndata.io import read_elem
 from mudata._core.io import _write_h5mu  # writes into an open h5py.File
 
 from sci2cl import __version__
-from sci2cl.errors import InputError, Sci2clError, Sci2clWarning, one_line
+from sci2cl.errors import InputError, Sci2clError, Sci2clWarning, one_line, reading
 from sci2cl.io.read import MODALITY_FEATURE_TYPES
 
 MODEL = ".model.pt"
@@ -348,31 +348,6 @@ def plot_umap(annotated: md.MuData, path: Path) -> None:
     _pyplot().close(fig)
 
 
-def read_embeddings(path: Path, obsm_key: str = "X_sci2cl") -> tuple[pd.DataFrame, np.ndarray]:
-    """Cell identities (barcode, sample) and the embedding of a sci2cl ``.embeddings.parquet``
-    or ``.h5mu``."""
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.suffix == ".parquet":
-        try:
-            table = pd.read_parquet(path)
-        except (OSError, ValueError) as err:  # pyarrow: ArrowInvalid is a ValueError
-            raise InputError(path, f"unreadable Parquet file ({one_line(err)})") from None
-        cols = [c for c in table.columns if c.removeprefix(EMBEDDING_PREFIX).isdigit()]
-        cols.sort(key=lambda c: int(c[len(EMBEDDING_PREFIX) :]))
-        if not cols or "barcode" not in table:
-            raise InputError(path, f"no barcode / {EMBEDDING_PREFIX}<n> columns")
-        ident = table[["barcode"]].assign(sample=table.get("sample", "sample"))
-        return ident.astype(str), table[cols].to_numpy(np.float32)
-    try:
-        mdata = md.read_h5mu(path)
-    except OSError as err:  # h5py and anndata report unreadable HDF5 as OSError
-        raise InputError(path, f"unreadable h5mu file ({one_line(err)})") from None
-    if obsm_key not in mdata.obsm:
-        raise InputError(path, f"no obsm[{obsm_key!r}] embedding")
-    return cell_identity(mdata), np.asarray(mdata.obsm[obsm_key], dtype=np.float32)
-
-
 # --- MultiQC custom content ----------------------------------------------------------------
 # Only ``uns`` and a few ``obs`` / ``obsm`` entries of the h5mu files are read, never the counts.
 
@@ -475,11 +450,8 @@ def write_multiqc_content(inputs: Iterable[Path], outdir: Path) -> list[Path]:
 
 
 def _read_h5(path: Path, read: Callable[[h5py.File], Any]) -> Any:
-    try:
-        with h5py.File(path, "r") as handle:
-            return read(handle)
-    except (OSError, KeyError) as err:
-        raise InputError(path, f"cannot read h5mu: {err}") from err
+    with reading(path, "cannot read h5mu: {}", (OSError, KeyError)), h5py.File(path) as handle:
+        return read(handle)
 
 
 def _sci2cl_uns(handle: h5py.File) -> dict[str, Any]:
@@ -519,10 +491,8 @@ def _embedding_summary(path: Path) -> dict[str, Any]:
 
 def _loss_curves(path: Path) -> dict[str, dict[int, float]]:
     """Total loss by epoch of a ``.history.csv``, per split (``train``, ``val``)."""
-    try:
+    with reading(path, "cannot read training history: {}", (OSError, ValueError)):
         history = pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"cannot read training history: {err}") from err
     if "epoch" not in history or "train_loss" not in history:
         raise InputError(path, "not a sci2cl history (no 'epoch' and 'train_loss' columns)")
     curves = {}
