@@ -1,9 +1,8 @@
 """Shared CLI plumbing: options (those of the config dataclasses generated from their fields),
-messages and progress on stderr, thread settings."""
+messages on stderr, thread settings."""
 
 from __future__ import annotations
 
-import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -38,25 +37,6 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-class EpochProgress:
-    """A tqdm bar over epochs showing the latest losses (on stderr)."""
-
-    KEYS = ("train_loss", "val_loss", "val_zinb_rna", "val_zinb_atac", "val_moc", "val_mom")
-
-    def __init__(self, total: int) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc="epochs", unit="epoch", file=sys.stderr, leave=True)
-
-    def __call__(self, record: dict) -> None:
-        shown = {k.replace("val_", "v_"): f"{record[k]:.3f}" for k in self.KEYS if k in record}
-        self.bar.set_postfix(stage=record.get("stage"), **shown, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 # --- options generated from the config dataclasses ------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,7 @@ from typing import Any
 import click
 
 from sci2cl.api import SCI2CL, is_prepared, training_summary
-from sci2cl.cli.common import (
-    EpochProgress,
-    config_from,
-    config_options,
-    info,
-    input_option,
-    set_threads,
-)
+from sci2cl.cli.common import config_from, config_options, info, input_option, set_threads
 from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
 from sci2cl.io.write import check_writable, estimated_bytes, output_paths
@@ -32,6 +26,25 @@ _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("--resume/--no-resume", help="Resume from --checkpoint when it exists."),
     click.option("--figures/--no-figures", default=True, help="Write UMAP and loss PNGs."),
 ]
+
+
+class EpochProgress:
+    """A tqdm bar over epochs showing the latest losses (on stderr)."""
+
+    KEYS = ("train_loss", "val_loss", "val_zinb_rna", "val_zinb_atac", "val_moc", "val_mom")
+
+    def __init__(self, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="epochs", unit="epoch", file=sys.stderr, leave=True)
+
+    def __call__(self, record: dict) -> None:
+        shown = {k.replace("val_", "v_"): f"{record[k]:.3f}" for k in self.KEYS if k in record}
+        self.bar.set_postfix(stage=record.get("stage"), **shown, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
