@@ -32,7 +32,7 @@ class ModelConfig:
     use_cross_attention: bool = knob(
         True, "Fuse by cross-attention (else: no MOM).", flag="cross-attention"
     )
-    joint_half_counts: float = knob(200.0, "Counts giving a modality half weight in the joint.", 0)
+    joint_half_counts: float = knob(50.0, "Counts giving a modality half weight in the joint.", 0)
     # Several samples: n_samples is set from the data; the decoders are conditioned on the
     # sample (batch_covariate) and MOC/MOM negatives come from any cell of the batch or only
     # from cells of the same sample (negatives).
