@@ -29,6 +29,7 @@ from sci2cl.api import _mean_frequency
 from sci2cl.data import MODALITIES, InputTransform, MultiomeDataset, decode
 from sci2cl.model import ModelConfig, Sci2clModule
 from sci2cl.train import TrainConfig
+from sci2cl.train.device import keep_freed_memory
 
 BEGIN, END = "<!-- loader:begin -->", "<!-- loader:end -->"
 BAR_MS, BAR_RATIO = 3.0, 5.0  # issue 13: loader <= 3 ms per batch and >= 5x the CPU step
@@ -65,6 +66,7 @@ def _nbytes(tensors) -> int:
 
 def measure(seed: int = 0, steps: int = 5) -> dict:
     torch.set_num_threads(1)
+    keep_freed_memory()  # as Trainer.fit does on the CPU
     shape, counts = tenx_shape(seed)
     counts = {m: sp.csr_matrix(c, dtype=np.float32) for m, c in counts.items()}
     transforms = {m: InputTransform.fit(counts[m]) for m in MODALITIES}
