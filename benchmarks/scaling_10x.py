@@ -126,7 +126,7 @@ def _count_steps(module: Sci2clModule) -> dict:
     counts = {"n": 0, "s": 0.0, "last": time.perf_counter()}
     loss = module.loss
 
-    def counted(batch, full=True, generator=None):
+    def counted(*args, **kwargs):
         if module.training:
             now = time.perf_counter()
             counts["n"] += 1
@@ -135,7 +135,7 @@ def _count_steps(module: Sci2clModule) -> dict:
             counts["last"] = now
             if counts["n"] % PROGRESS_EVERY == 0:
                 print(f"step {counts['n']}: {counts['s'] / counts['n']:.2f} s/step", flush=True)
-        return loss(batch, full, generator)
+        return loss(*args, **kwargs)
 
     module.loss = counted
     return counts

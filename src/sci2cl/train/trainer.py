@@ -18,7 +18,12 @@ from sci2cl.model import Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
 from sci2cl.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from sci2cl.train.config import TrainConfig
-from sci2cl.train.device import autocast, resolve_device, resolve_precision
+from sci2cl.train.device import (
+    autocast,
+    keep_freed_memory,
+    resolve_device,
+    resolve_precision,
+)
 from sci2cl.train.errors import TrainingDiverged, TrainingInterrupted
 from sci2cl.train.interrupt import StopRequest
 
@@ -101,6 +106,8 @@ class Trainer:
             data.n_cells, cfg.validation_fraction, cfg.seed
         )
         module.to(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         optimiser = torch.optim.AdamW(
             module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
         )
