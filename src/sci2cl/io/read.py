@@ -24,7 +24,7 @@ import scipy.io
 import scipy.sparse as sp
 from anndata.utils import make_index_unique
 
-from sci2cl.errors import InputError, Sci2clWarning, one_line, reading
+from sci2cl.errors import InputError, Sci2clWarning, reading
 
 GENE_EXPRESSION = "Gene Expression"
 #: Modality name -> 10x feature type.
@@ -292,12 +292,12 @@ def is_mex_folder(folder: Path) -> bool:
 
 
 def _read_tsv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame({0: pd.Series(dtype=str)})
-    except TEXT_FILE_ERRORS as err:  # also pandas' ParserError and UnicodeDecodeError (ValueError)
-        raise InputError(path, f"cannot read file: {one_line(err)}") from err
+    # pandas' ParserError and UnicodeDecodeError are ValueErrors
+    with reading(path, "cannot read file: {}", TEXT_FILE_ERRORS):
+        try:
+            return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame({0: pd.Series(dtype=str)})
 
 
 def read_tenx_mex(folder: Path) -> TenxMatrix:
