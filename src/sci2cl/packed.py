@@ -222,23 +222,23 @@ def _pack(m: sp.csr_matrix, size: int):
     cols = m.indices.astype(np.int64)
     previous = np.empty_like(cols)
     previous[1:] = cols[:-1]
-    is_first = np.zeros(len(cols), bool)
-    is_first[m.indptr[:-1][nnz_row > 0]] = True
-    previous[is_first] = 0
+    first = m.indptr[:-1][nnz_row > 0]  # the first entry of each non-empty row
+    previous[first] = 0
     step = cols - previous
     bridges = np.maximum(step - 1, 0) // MAX_STEP  # zero entries inserted before this one
     length = nnz_row + np.bincount(row, weights=bridges, minlength=n_rows).astype(np.int64)
     pages = -(-length // size)
-    row_base = (np.cumsum(pages) - pages) * size  # first slot of each row
+    first_page = np.cumsum(pages) - pages
+    row_base = first_page * size  # first slot of each row
     # slot of each real entry: its row's base + its position in the row, bridges included
     taken = np.cumsum(bridges + 1) - 1
-    first = m.indptr[:-1][nnz_row > 0]
     row_taken = np.repeat(taken[first] - bridges[first], nnz_row[nnz_row > 0])
     slot = np.repeat(row_base, nnz_row) + taken - row_taken
     n_slots = int(pages.sum()) * size
     steps = np.zeros(n_slots, np.uint8)
     counts = np.zeros(n_slots, m.data.dtype)
     column = np.zeros(n_slots, np.int64)
+    filled = np.zeros(n_slots, bool)  # slots holding an entry or a bridge; the rest is filler
     bridged = np.flatnonzero(bridges)
     if len(bridged):  # rare: bridge slots sit just before their entry
         k = bridges[bridged]
@@ -246,21 +246,17 @@ def _pack(m: sp.csr_matrix, size: int):
         at = np.repeat(slot[bridged] - k, k) + back
         steps[at] = MAX_STEP
         column[at] = np.repeat(previous[bridged], k) + (back + 1) * MAX_STEP
+        filled[at] = True
     steps[slot] = step - bridges * MAX_STEP
     counts[slot] = m.data
     column[slot] = cols
-    # trailing filler keeps the column of the row's last entry; pages read their bounds
-    filled = np.zeros(n_slots, bool)
     filled[slot] = True
-    if len(bridged):
-        filled[at] = True
+    # trailing filler keeps the column of the row's last entry; pages read their bounds
     last = np.maximum.accumulate(np.where(filled, np.arange(n_slots), 0))
-    column = column[last]
-    page_column = column.reshape(-1, size)
-    end = page_column[:, -1]
+    end = column[last].reshape(-1, size)[:, -1]
     start = np.zeros(len(end), np.int64)
     start[1:] = end[:-1]
-    start[(np.cumsum(pages) - pages)[pages > 0]] = 0  # a row's first page starts at 0
+    start[first_page[pages > 0]] = 0  # a row's first page starts at 0
     return (
         steps.reshape(-1, size),
         counts.reshape(-1, size),
