@@ -399,32 +399,26 @@ def write_multiqc_content(inputs: Iterable[Path], outdir: Path) -> list[Path]:
     prepared = [p for p in inputs if p.name.endswith(PREPARED)]
     trained = [p for p in inputs if p.suffix == ".h5mu" and p not in prepared]
     histories = [p for p in inputs if p.name.endswith(".history.csv")]
-    data: dict[str, dict[str, Any]] = {}
     qc = {p.name.removesuffix(PREPARED): _prepare_qc(p) for p in prepared}
-    if qc:
-        data["sci2cl_prepare"] = {
-            s: {k: int(r[k]) for k in QC_COLUMNS if k in r} for s, r in qc.items()
-        }
-        data["sci2cl_prepare_cells"] = {
+    data = {  # sections without inputs are left out
+        "sci2cl_prepare": {s: {k: int(r[k]) for k in QC_COLUMNS if k in r} for s, r in qc.items()},
+        "sci2cl_prepare_cells": {
             sample: {
                 "kept": int(record["n_cells_out"]),
                 **{f"removed: {r}": int(n) for r, n in record.get("cells_removed", {}).items()},
             }
             for sample, record in qc.items()
-        }
-    if trained:
-        data["sci2cl_embedding"] = {
-            p.name.removesuffix(".h5mu"): _embedding_summary(p) for p in trained
-        }
-    if histories:
-        data["sci2cl_training"] = {
+        },
+        "sci2cl_embedding": {p.name.removesuffix(".h5mu"): _embedding_summary(p) for p in trained},
+        "sci2cl_training": {
             f"{p.name.removesuffix('.history.csv')} ({split})": curve
             for p in histories
             for split, curve in _loss_curves(p).items()
-        }
+        },
+    }
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, values in data.items():
+    for name, values in ((name, values) for name, values in data.items() if values):
         plot_type, title, description, pconfig = SECTIONS[name]
         section = {
             "id": name,
