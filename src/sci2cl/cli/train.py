@@ -16,6 +16,7 @@ from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
 from sci2cl.io.write import check_writable, estimated_bytes, output_paths
 from sci2cl.model import ModelConfig
+from sci2cl.samples import GENES
 from sci2cl.train import TrainConfig
 
 _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
@@ -97,7 +98,7 @@ def read_prepared(path: Path):
 )
 @click.option(
     "--genes",
-    type=click.Choice(["union", "common"]),
+    type=click.Choice(GENES),
     default="union",
     help="Several samples: genes of any sample (absent = uncovered there) or of all samples.",
 )

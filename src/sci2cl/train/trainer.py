@@ -237,7 +237,6 @@ class Trainer:
         module = run.module
         module.eval()
         sums: dict[str, torch.Tensor] = {}
-        n = 0
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed + 1)
@@ -247,7 +246,6 @@ class Trainer:
                 with autocast(self.device, self.amp_dtype):
                     terms = module.loss(batch, full=full)
                 _accumulate(sums, terms, batch.rna.size)
-                n += batch.rna.size
         if run.stop.requested:  # out of fork_rng: the training RNG state is what is saved
             run.save_or_stop(epoch)
         return _means({k: v.tolist() for k, v in sums.items()})
