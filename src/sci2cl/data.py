@@ -18,6 +18,7 @@ import torch
 from sci2cl.packed import PackedCounts, PackedRows
 
 MODALITIES = ("rna", "atac")
+MAX_INPUT = 10.0  # encoder inputs are capped here
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class InputTransform:
         floor = max(float(np.median(std[std > 0])) if np.any(std > 0) else 1.0, 1e-3) * 0.1
         return cls(target_sum=target, scale=np.maximum(std, floor).astype(np.float32))
 
-    def apply(self, counts: sp.csr_matrix, max_value: float = 10.0) -> sp.csr_matrix:
+    def apply(self, counts: sp.csr_matrix, max_value: float = MAX_INPUT) -> sp.csr_matrix:
         """Transform raw counts (cells x features CSR) into encoder input values."""
         library = np.asarray(counts.sum(axis=1)).ravel()
         out = _lognorm(counts, library, self.target_sum)
@@ -59,19 +60,12 @@ def _lognorm(counts: sp.csr_matrix, library: np.ndarray, target: float) -> sp.cs
     return out
 
 
-MAX_INPUT = 10.0  # encoder inputs are capped here (InputTransform.apply's default)
-
-
 @dataclass
 class ZINBTarget:
     """Reconstruction target: raw counts of a feature subset (None: all features)."""
 
     counts: torch.Tensor  # (B, k) float32
     features: torch.Tensor | None  # (k,) int64 feature numbers, or None for all d features
-
-    def to(self, device: torch.device) -> ZINBTarget:
-        features = None if self.features is None else self.features.to(device, non_blocking=True)
-        return ZINBTarget(self.counts.to(device, non_blocking=True), features)
 
 
 @dataclass
@@ -84,15 +78,6 @@ class ModalityBatch:
     values: torch.Tensor  # (nnz,) float32 transformed input values
     library: torch.Tensor  # (B,) float32 total raw counts
     target: ZINBTarget | None = None  # absent in encode-only batches
-
-    def to(self, device: torch.device) -> ModalityBatch:
-        moved = (t.to(device, non_blocking=True) for t in (self.indices, self.offsets))
-        return ModalityBatch(
-            *moved,
-            self.values.to(device, non_blocking=True),
-            self.library.to(device, non_blocking=True),
-            None if self.target is None else self.target.to(device),
-        )
 
     @property
     def size(self) -> int:
@@ -107,12 +92,6 @@ class MultiomeBatch:
     atac: ModalityBatch
     index: torch.Tensor  # (B,) int64 row numbers in the dataset
     sample: torch.Tensor | None = None  # (B,) int64 sample codes (several samples only)
-
-    def to(self, device: torch.device) -> MultiomeBatch:
-        sample = None if self.sample is None else self.sample.to(device, non_blocking=True)
-        return MultiomeBatch(
-            self.rna.to(device), self.atac.to(device), self.index.to(device), sample
-        )
 
     def __getitem__(self, modality: str) -> ModalityBatch:
         return getattr(self, modality)
@@ -191,18 +170,37 @@ class MultiomeDataset:
     def batch(self, rows: np.ndarray, target_features: int | None = None) -> MultiomeBatch:
         """The rows ``rows`` as a batch on the CPU (encode-only unless ``target_features``)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        parts = {
+        parts = {m: self.packed[m].gather(rows) for m in MODALITIES}
+        scale = {m: torch.from_numpy(self.transforms[m].scale) for m in MODALITIES}
+        return self.batch_from(rows, parts, scale, target_features)
+
+    def batch_from(
+        self,
+        rows: np.ndarray,
+        parts: dict[str, PackedRows],
+        scale: dict[str, torch.Tensor],
+        target_features: int | None = None,
+    ) -> MultiomeBatch:
+        """The batch of ``rows`` decoded from their gathered pages ``parts``, on the device of
+        the pages and of each modality's feature ``scale``."""
+        out = {
             m: decode(
-                self.packed[m].gather(rows),
-                torch.from_numpy(self.transforms[m].scale),
+                parts[m],
+                scale[m],
                 self.transforms[m].target_sum,
                 self.n_features(m),
                 target_features,
             )
             for m in MODALITIES
         }
+        device = scale["rna"].device
         sample = None if self.sample is None else torch.from_numpy(self.sample[rows])
-        return MultiomeBatch(parts["rna"], parts["atac"], torch.from_numpy(rows), sample)
+        return MultiomeBatch(
+            out["rna"],
+            out["atac"],
+            torch.from_numpy(rows).to(device, non_blocking=True),
+            None if sample is None else sample.to(device, non_blocking=True),
+        )
 
 
 def train_validation_split(

@@ -3,6 +3,7 @@ and bounds, and ``sci2cl.cli.common`` turns it into ``--its-name``; plain fields
 
 from __future__ import annotations
 
+import math
 from dataclasses import field
 from typing import Any
 
@@ -19,11 +20,16 @@ def knob(
 
 
 def check_bounds(config: Any) -> None:
-    """ValueError naming the first knob of ``config`` outside its ``low``/``high`` bounds."""
+    """ValueError naming the first knob of ``config`` outside its bounds or choices."""
     for name, spec in config.__dataclass_fields__.items():
-        value, low, high = getattr(config, name), spec.metadata.get("min"), spec.metadata.get("max")
+        value, meta = getattr(config, name), spec.metadata
+        if "choices" in meta and value not in meta["choices"]:
+            raise ValueError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
         if value is None or isinstance(value, bool | str | tuple):
             continue
-        if (low is not None and value < low) or (high is not None and value > high):
-            bound = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-            raise ValueError(f"{name}={value} is outside {bound}")
+        low = -math.inf if meta.get("min") is None else meta["min"]
+        high = math.inf if meta.get("max") is None else meta["max"]
+        low_open, high_open = meta.get("min_open", False), meta.get("max_open", False)
+        if not low <= value <= high or (low_open and value == low) or (high_open and value == high):
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            raise ValueError(f"{name}={value} is outside {left}{low}, {high}{right}")

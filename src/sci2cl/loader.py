@@ -13,8 +13,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from sci2cl.data import MODALITIES, MultiomeBatch, MultiomeDataset, decode
-from sci2cl.packed import PackedRows
+from sci2cl.data import MODALITIES, MultiomeBatch, MultiomeDataset
 
 RESIDENT_SHARE = 0.25  # copy the counts to an accelerator when they take <= this of its free memory
 PREFETCH_DEPTH = 3  # batches gathered ahead by the background thread
@@ -37,46 +36,21 @@ class BatchLoader:
         self.scale = {
             m: torch.from_numpy(data.transforms[m].scale).to(self.device) for m in MODALITIES
         }
-        self.sample = None if data.sample is None else torch.from_numpy(data.sample)
 
     def __call__(
-        self,
-        rows: np.ndarray,
-        target_features: int | None = None,
-        shuffle: bool = False,
-        rng: np.random.Generator | None = None,
-        drop_last: bool = False,
+        self, rows: np.ndarray, target_features: int | None = None
     ) -> Iterator[MultiomeBatch]:
-        """Batches over ``rows`` (shuffled with ``rng`` when asked); ``target_features``
-        adds the ZINB target on that many features, else batches are encode-only."""
-        order = rng.permutation(rows) if shuffle and rng is not None else np.asarray(rows)
-        stop = len(order) - (len(order) % self.batch_size if drop_last else 0)
-        chunks = [order[i : i + self.batch_size] for i in range(0, stop, self.batch_size)]
-        chunks = [np.asarray(c, dtype=np.int64) for c in chunks if len(c)]
+        """Batches over ``rows``, in order; ``target_features`` adds the ZINB target on that
+        many features, else batches are encode-only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
         pin = self.device.type == "cuda" and not self.resident
         gathered = ({m: self.stores[m].gather(c, pin) for m in MODALITIES} for c in chunks)
         if not self.resident:
             gathered = prefetched(gathered, PREFETCH_DEPTH)
-        for rows_, parts in zip(chunks, gathered, strict=True):
-            yield self._decode(rows_, parts, target_features)
-
-    def _decode(
-        self, rows: np.ndarray, parts: dict[str, PackedRows], target_features: int | None
-    ) -> MultiomeBatch:
-        out = {}
-        for m in MODALITIES:
-            t = self.data.transforms[m]
-            part = parts[m].to(self.device)
-            out[m] = decode(
-                part, self.scale[m], t.target_sum, self.data.n_features(m), target_features
-            )
-        index = torch.from_numpy(rows)
-        sample = (
-            None if self.sample is None else self.sample[index].to(self.device, non_blocking=True)
-        )
-        return MultiomeBatch(
-            out["rna"], out["atac"], index.to(self.device, non_blocking=True), sample
-        )
+        for chunk, parts in zip(chunks, gathered, strict=True):
+            parts = {m: part.to(self.device) for m, part in parts.items()}
+            yield self.data.batch_from(chunk, parts, self.scale, target_features)
 
 
 def fits_on(device: torch.device, data: MultiomeDataset) -> bool:

@@ -12,7 +12,6 @@ flat cumulative sum, on the CPU or on an accelerator alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -102,16 +101,9 @@ class PackedCounts:
             out = torch.empty(shape, dtype=source.dtype, pin_memory=True)
             return torch.index_select(source, 0, index, out=out)
 
-        ids = plan["ids"]
-        return PackedRows(
-            steps=take(self.steps, ids),
-            counts=take(self.counts, ids),
-            start=take(self.start, ids),
-            end=take(self.end, ids),
-            page_cell=plan["page_cell"],
-            offsets=plan["offsets"],
-            library=take(self.library, plan["rows"]),
-        )
+        pages = [take(getattr(self, k), plan["ids"]) for k in ("steps", "counts", "start", "end")]
+        library = take(self.library, plan["rows"])
+        return PackedRows(*pages, plan["page_cell"], plan["offsets"], library)
 
     def to_csr(self) -> sp.csr_matrix:
         """Decoded back to float32 CSR (for inspection and tests; not used in training)."""
@@ -135,23 +127,10 @@ class PackedCounts:
     def from_csr(cls, matrix: sp.spmatrix, page_size: int | None = None) -> PackedCounts:
         """Pack a cells x features sparse matrix (rows packed ``CHUNK_ROWS`` at a time)."""
         matrix = sp.csr_matrix(matrix)
-        chunks = (matrix[i : i + CHUNK_ROWS] for i in range(0, matrix.shape[0], CHUNK_ROWS))
         size = page_size or choose_page_size(matrix.nnz / max(matrix.shape[0], 1))
-        return cls.from_chunks(chunks, matrix.shape[1], size, count_dtype(matrix.data))
-
-    @classmethod
-    def from_chunks(
-        cls,
-        chunks: Iterable[sp.spmatrix],
-        n_features: int,
-        page_size: int,
-        dtype: np.dtype | type = np.uint8,
-    ) -> PackedCounts:
-        """Pack row blocks one after the other, never holding more than one block unpacked.
-        ``dtype`` is the starting count type; it widens when a block needs it."""
-        builder = PackedBuilder(n_features, page_size, np.dtype(dtype))
-        for chunk in chunks:
-            builder.add(sp.csr_matrix(chunk))
+        builder = PackedBuilder(matrix.shape[1], size, count_dtype(matrix.data))
+        for begin in range(0, matrix.shape[0], CHUNK_ROWS):
+            builder.add(matrix[begin : begin + CHUNK_ROWS])
         return builder.finish()
 
 
@@ -177,8 +156,9 @@ def count_dtype(values: np.ndarray, current: np.dtype | None = None) -> np.dtype
 
 
 class PackedBuilder:
-    """Packs row blocks as they arrive into growable page arrays (resized in place, so the
-    store is never held twice); ``finish`` returns the store."""
+    """Packs CSR row blocks as they arrive into growable page arrays (resized in place, so
+    the store is never held twice, nor more than one block unpacked); ``finish`` returns the
+    store. ``dtype`` is the starting count type; it widens when a block needs it."""
 
     def __init__(self, n_features: int, page_size: int, dtype: np.dtype) -> None:
         self.n_features = n_features
@@ -205,11 +185,7 @@ class PackedBuilder:
         if total > len(self.start):
             # room for about 8 more blocks like this one: growth (zero-filled, so resident)
             # never overshoots by more than that, and a realloc moves pages without copying
-            capacity = total + 8 * len(start)
-            for name in ("steps", "counts"):
-                getattr(self, name).resize((capacity, self.size), refcheck=False)
-            for name in ("start", "end"):
-                getattr(self, name).resize(capacity, refcheck=False)
+            self._resize(total + 8 * len(start))
         window = slice(self.n_pages, total)
         self.steps[window], self.counts[window] = steps, counts
         self.start[window], self.end[window] = start, end
@@ -217,11 +193,13 @@ class PackedBuilder:
         self.library.append(np.asarray(m.sum(axis=1), dtype=np.float64).ravel())
         self.n_pages = total
 
+    def _resize(self, n_pages: int) -> None:
+        """Grow or trim the page arrays, in place, to ``n_pages`` pages."""
+        for array in (self.steps, self.counts, self.start, self.end):
+            array.resize((n_pages, *array.shape[1:]), refcheck=False)
+
     def finish(self) -> PackedCounts:
-        for name in ("steps", "counts"):
-            getattr(self, name).resize((self.n_pages, self.size), refcheck=False)
-        for name in ("start", "end"):
-            getattr(self, name).resize(self.n_pages, refcheck=False)
+        self._resize(self.n_pages)
         cell_pages = np.concatenate(self.cell_pages)
         library = np.concatenate(self.library) if self.library else np.zeros(0)
         return PackedCounts(
@@ -244,23 +222,23 @@ def _pack(m: sp.csr_matrix, size: int):
     cols = m.indices.astype(np.int64)
     previous = np.empty_like(cols)
     previous[1:] = cols[:-1]
-    is_first = np.zeros(len(cols), bool)
-    is_first[m.indptr[:-1][nnz_row > 0]] = True
-    previous[is_first] = 0
+    first = m.indptr[:-1][nnz_row > 0]  # the first entry of each non-empty row
+    previous[first] = 0
     step = cols - previous
     bridges = np.maximum(step - 1, 0) // MAX_STEP  # zero entries inserted before this one
     length = nnz_row + np.bincount(row, weights=bridges, minlength=n_rows).astype(np.int64)
     pages = -(-length // size)
-    row_base = (np.cumsum(pages) - pages) * size  # first slot of each row
+    first_page = np.cumsum(pages) - pages
+    row_base = first_page * size  # first slot of each row
     # slot of each real entry: its row's base + its position in the row, bridges included
     taken = np.cumsum(bridges + 1) - 1
-    first = m.indptr[:-1][nnz_row > 0]
     row_taken = np.repeat(taken[first] - bridges[first], nnz_row[nnz_row > 0])
     slot = np.repeat(row_base, nnz_row) + taken - row_taken
     n_slots = int(pages.sum()) * size
     steps = np.zeros(n_slots, np.uint8)
     counts = np.zeros(n_slots, m.data.dtype)
     column = np.zeros(n_slots, np.int64)
+    filled = np.zeros(n_slots, bool)  # slots holding an entry or a bridge; the rest is filler
     bridged = np.flatnonzero(bridges)
     if len(bridged):  # rare: bridge slots sit just before their entry
         k = bridges[bridged]
@@ -268,21 +246,17 @@ def _pack(m: sp.csr_matrix, size: int):
         at = np.repeat(slot[bridged] - k, k) + back
         steps[at] = MAX_STEP
         column[at] = np.repeat(previous[bridged], k) + (back + 1) * MAX_STEP
+        filled[at] = True
     steps[slot] = step - bridges * MAX_STEP
     counts[slot] = m.data
     column[slot] = cols
-    # trailing filler keeps the column of the row's last entry; pages read their bounds
-    filled = np.zeros(n_slots, bool)
     filled[slot] = True
-    if len(bridged):
-        filled[at] = True
+    # trailing filler keeps the column of the row's last entry; pages read their bounds
     last = np.maximum.accumulate(np.where(filled, np.arange(n_slots), 0))
-    column = column[last]
-    page_column = column.reshape(-1, size)
-    end = page_column[:, -1]
+    end = column[last].reshape(-1, size)[:, -1]
     start = np.zeros(len(end), np.int64)
     start[1:] = end[:-1]
-    start[(np.cumsum(pages) - pages)[pages > 0]] = 0  # a row's first page starts at 0
+    start[first_page[pages > 0]] = 0  # a row's first page starts at 0
     return (
         steps.reshape(-1, size),
         counts.reshape(-1, size),

@@ -131,7 +131,7 @@ def recount_fragments(
     order = np.argsort(r_lo, kind="stable")
     r_lo, r_hi = r_lo[order], r_hi[order]
     shape = (len(cells), len(regions))
-    parts: list[sp.coo_matrix] = []
+    parts = [sp.coo_matrix(shape, dtype=np.float32)]  # no fragments: no counts
     reader = pd.read_csv(
         path,
         sep="\t",
@@ -155,8 +155,6 @@ def recount_fragments(
         data = np.ones(int(inside.sum()), dtype=np.float32)
         part = sp.csr_matrix((data, (rows[inside], order[region[inside]])), shape=shape)
         parts.append(part.tocoo())
-    if not parts:
-        return sp.csr_matrix(shape, dtype=np.float32)
     total = sp.coo_matrix(
         (
             np.concatenate([p.data for p in parts]),

@@ -44,18 +44,30 @@ def _stacked(
     samples: list[md.MuData],
     names: list[str],
     modality: str,
-    parts: list[sp.csr_matrix],
     var: pd.DataFrame,
-    coverage: list[np.ndarray],
+    mappings: list[sp.csr_matrix],
+    recounted: list[sp.csr_matrix] | None = None,
 ) -> ad.AnnData:
-    """One modality of all samples: counts stacked cell-wise (cells ``sample:barcode``),
-    per-sample coverage in ``varm[COVERAGE]``, the samples covering each feature in
-    ``var['n_samples']``."""
-    obs = []
-    for name, sample in zip(names, samples, strict=True):
-        part = sample[modality].obs.copy()
-        part.index = pd.Index([f"{name}:{b}" for b in sample.obs_names])
-        obs.append(part)
+    """One modality of all samples on the features of ``var``: each sample's counts summed by
+    its (features x ``var``) 0/1 matrix in ``mappings`` (or its ``recounted`` counts, which
+    cover every feature), stacked cell-wise (cells ``sample:barcode``); per-sample coverage in
+    ``varm[COVERAGE]``, the samples covering each feature in ``var['n_samples']``, and
+    ``var[SELECTED]`` where a feature any sample selected was mapped."""
+    parts, coverage, obs = [], [], []
+    selected = np.zeros(len(var), bool)
+    for i, (name, sample, mapping) in enumerate(zip(names, samples, mappings, strict=True)):
+        adata = sample[modality]
+        if recounted is None:
+            parts.append(sp.csr_matrix(sp.csr_matrix(adata.X, dtype=np.float32) @ mapping))
+            coverage.append(np.asarray(mapping.sum(axis=0)).ravel() > 0)
+        else:
+            parts.append(recounted[i])
+            coverage.append(np.ones(len(var), bool))
+        if SELECTED in adata.var:
+            chosen = adata.var[SELECTED].to_numpy(np.float32)
+            selected |= np.asarray(mapping.T @ chosen).ravel() > 0
+        obs.append(adata.obs.set_axis(pd.Index([f"{name}:{b}" for b in sample.obs_names])))
+    var[SELECTED] = selected
     adata = ad.AnnData(sp.vstack(parts, format="csr"), obs=pd.concat(obs), var=var)
     adata.varm[COVERAGE] = np.stack(coverage, axis=1)
     adata.var["n_samples"] = adata.varm[COVERAGE].sum(axis=1)
@@ -71,51 +83,34 @@ def _genes(samples: list[md.MuData], names: list[str], genes: str) -> ad.AnnData
         keep = keep.union(index, sort=False) if genes == "union" else keep.intersection(index)
     if keep.empty:
         raise InputError(", ".join(names), "the samples share no gene (RNA feature names)")
-    parts, coverage, selected = [], [], np.zeros(len(keep), bool)
-    for sample, index in zip(samples, indexes, strict=True):
-        rna = sample["rna"]
-        select, present = name_matrix(index, keep)
-        parts.append(sp.csr_matrix(sp.csr_matrix(rna.X, dtype=np.float32) @ select))
-        coverage.append(present)
-        if SELECTED in rna.var:
-            selected |= select.T @ rna.var[SELECTED].to_numpy(np.float32) > 0
     var = pd.concat([s["rna"].var for s in samples])
     var = var[~var.index.duplicated()].reindex(keep)
-    var[SELECTED] = selected
-    return _stacked(samples, names, "rna", parts, var, coverage)
+    mappings = [name_matrix(index, keep)[0] for index in indexes]
+    return _stacked(samples, names, "rna", var, mappings)
 
 
 def _merged_peaks(
     samples: list[md.MuData], names: list[str], fragments: list[Path] | None
 ) -> ad.AnnData:
+    """The samples' peaks merged into regions, counts summed into them or recounted from
+    ``fragments`` (one file per sample)."""
     intervals = []
     for name, sample in zip(names, samples, strict=True):
         with reading(name, "ATAC peaks without genomic intervals ({})", (ValueError,)):
             intervals.append(var_intervals(sample["atac"].var))
     regions = merge_intervals(intervals)
-    parts, coverage = [], []
-    selected = np.zeros(len(regions), bool)
-    for i, (sample, peaks) in enumerate(zip(samples, intervals, strict=True)):
-        mapping = overlap_matrix(peaks, regions)  # each peak lies in exactly one region
-        atac = sample["atac"]
-        if fragments is not None:
+    recounted = None
+    if fragments is not None:
+        recounted = []
+        for sample, path in zip(samples, fragments, strict=True):
             barcodes = sample.obs.get("barcode", sample.obs_names.to_series())
             # corrupt gzip, malformed lines (pandas: ValueError)
-            with reading(fragments[i], "unreadable fragments file ({})", TEXT_FILE_ERRORS):
-                parts.append(recount_fragments(fragments[i], barcodes.astype(str), regions))
-            coverage.append(np.ones(len(regions), bool))
-        else:
-            parts.append(sp.csr_matrix(sp.csr_matrix(atac.X, dtype=np.float32) @ mapping))
-            coverage.append(np.asarray(mapping.sum(axis=0)).ravel() > 0)
-        if SELECTED in atac.var:
-            chosen = atac.var[SELECTED].to_numpy(np.float32)
-            selected |= np.asarray(mapping.T @ chosen).ravel() > 0
+            with reading(path, "unreadable fragments file ({})", TEXT_FILE_ERRORS):
+                recounted.append(recount_fragments(path, barcodes.astype(str), regions))
     index = pd.Index(regions.names())
-    var = pd.DataFrame(
-        {"feature_types": "Peaks", "interval": index, SELECTED: selected},
-        index=index,
-    )
-    return _stacked(samples, names, "atac", parts, var, coverage)
+    var = pd.DataFrame({"feature_types": "Peaks", "interval": index}, index=index)
+    mappings = [overlap_matrix(peaks, regions) for peaks in intervals]  # a peak: one region
+    return _stacked(samples, names, "atac", var, mappings, recounted)
 
 
 def combine_samples(

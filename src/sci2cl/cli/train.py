@@ -16,6 +16,7 @@ from sci2cl.errors import InputError
 from sci2cl.io import read_multiome
 from sci2cl.io.write import check_writable, estimated_bytes, output_paths
 from sci2cl.model import ModelConfig
+from sci2cl.samples import GENES
 from sci2cl.train import TrainConfig
 
 _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
@@ -27,24 +28,8 @@ _RUN_OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option("--figures/--no-figures", default=True, help="Write UMAP and loss PNGs."),
 ]
 
-
-class EpochProgress:
-    """A tqdm bar over epochs showing the latest losses (on stderr)."""
-
-    KEYS = ("train_loss", "val_loss", "val_zinb_rna", "val_zinb_atac", "val_moc", "val_mom")
-
-    def __init__(self, total: int) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc="epochs", unit="epoch", file=sys.stderr, leave=True)
-
-    def __call__(self, record: dict) -> None:
-        shown = {k.replace("val_", "v_"): f"{record[k]:.3f}" for k in self.KEYS if k in record}
-        self.bar.set_postfix(stage=record.get("stage"), **shown, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
+#: Latest losses shown beside the progress bar over epochs.
+PROGRESS_KEYS = ("train_loss", "val_loss", "val_zinb_rna", "val_zinb_atac", "val_moc", "val_mom")
 
 
 def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,11 +69,18 @@ def train_and_write(model: SCI2CL, output_prefix: str, options: Mapping[str, Any
     set_threads(options["threads"])
     samples = mdata.obs["sample"].nunique() if "sample" in mdata.obs else 1
     info(f"training on {mdata.n_obs} cells from {samples} sample(s); device={train_config.device}")
-    progress = EpochProgress(train_config.max_epochs)
-    try:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=train_config.max_epochs, desc="epochs", unit="epoch", file=sys.stderr) as bar:
+
+        def progress(record: dict) -> None:
+            shown = {
+                k.replace("val_", "v_"): f"{record[k]:.3f}" for k in PROGRESS_KEYS if k in record
+            }
+            bar.set_postfix(stage=record.get("stage"), **shown, refresh=False)
+            bar.update(1)
+
         result = model.train(train_config, progress, options["checkpoint"], options["resume"])
-    finally:
-        progress.close()
     written = model.write(output_prefix, figures=options["figures"])
     info(f"{training_summary(result, mdata.n_obs)}; wrote {len(written)} files")
 
@@ -106,7 +98,7 @@ def read_prepared(path: Path):
 )
 @click.option(
     "--genes",
-    type=click.Choice(["union", "common"]),
+    type=click.Choice(GENES),
     default="union",
     help="Several samples: genes of any sample (absent = uncovered there) or of all samples.",
 )

@@ -154,9 +154,8 @@ def _search_folder(folder: Path) -> _Source:
         here = Path(root)
         depth = len(here.relative_to(folder).parts)
         found["raw"].extend(here / name for name in RAW_NAMES if name in dirs or name in files)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in RAW_NAMES)
-        if depth >= MAX_SEARCH_DEPTH:
-            dirs.clear()
+        below = sorted(d for d in dirs if not d.startswith(".") and d not in RAW_NAMES)
+        dirs[:] = below if depth < MAX_SEARCH_DEPTH else []
         if FILTERED_H5 in files:
             found["tenx_h5"].append(here / FILTERED_H5)
         if here.name == FILTERED_MEX and is_mex_folder(here):

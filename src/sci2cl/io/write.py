@@ -119,10 +119,7 @@ def staged_outputs(finals: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
         folder = next(iter(finals.values())).parent
         problem = _problem(err, folder) if isinstance(err, Exception) else None  # disk still full
         for temp in temps.values():
-            if temp.is_dir() and not temp.is_symlink():
-                shutil.rmtree(temp, ignore_errors=True)
-            else:
-                temp.unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
         for folder in reversed(created):
             with suppress(OSError):
                 folder.rmdir()  # only when left empty
@@ -402,32 +399,26 @@ def write_multiqc_content(inputs: Iterable[Path], outdir: Path) -> list[Path]:
     prepared = [p for p in inputs if p.name.endswith(PREPARED)]
     trained = [p for p in inputs if p.suffix == ".h5mu" and p not in prepared]
     histories = [p for p in inputs if p.name.endswith(".history.csv")]
-    data: dict[str, dict[str, Any]] = {}
     qc = {p.name.removesuffix(PREPARED): _prepare_qc(p) for p in prepared}
-    if qc:
-        data["sci2cl_prepare"] = {
-            s: {k: int(r[k]) for k in QC_COLUMNS if k in r} for s, r in qc.items()
-        }
-        data["sci2cl_prepare_cells"] = {
+    data = {  # sections without inputs are left out
+        "sci2cl_prepare": {s: {k: int(r[k]) for k in QC_COLUMNS if k in r} for s, r in qc.items()},
+        "sci2cl_prepare_cells": {
             sample: {
                 "kept": int(record["n_cells_out"]),
                 **{f"removed: {r}": int(n) for r, n in record.get("cells_removed", {}).items()},
             }
             for sample, record in qc.items()
-        }
-    if trained:
-        data["sci2cl_embedding"] = {
-            p.name.removesuffix(".h5mu"): _embedding_summary(p) for p in trained
-        }
-    if histories:
-        data["sci2cl_training"] = {
+        },
+        "sci2cl_embedding": {p.name.removesuffix(".h5mu"): _embedding_summary(p) for p in trained},
+        "sci2cl_training": {
             f"{p.name.removesuffix('.history.csv')} ({split})": curve
             for p in histories
             for split, curve in _loss_curves(p).items()
-        }
+        },
+    }
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, values in data.items():
+    for name, values in ((name, values) for name, values in data.items() if values):
         plot_type, title, description, pconfig = SECTIONS[name]
         section = {
             "id": name,
@@ -449,9 +440,11 @@ def write_multiqc_content(inputs: Iterable[Path], outdir: Path) -> list[Path]:
     return written
 
 
-def _read_h5(path: Path, read: Callable[[h5py.File], Any]) -> Any:
+@contextmanager
+def _h5(path: Path) -> Iterator[h5py.File]:
+    """``path`` open for reading; what h5py raises on a bad file becomes an InputError."""
     with reading(path, "cannot read h5mu: {}", (OSError, KeyError)), h5py.File(path) as handle:
-        return read(handle)
+        yield handle
 
 
 def _sci2cl_uns(handle: h5py.File) -> dict[str, Any]:
@@ -459,22 +452,24 @@ def _sci2cl_uns(handle: h5py.File) -> dict[str, Any]:
 
 
 def _prepare_qc(path: Path) -> dict[str, Any]:
-    record = _read_h5(path, _sci2cl_uns).get("prepare")
+    with _h5(path) as handle:
+        record = _sci2cl_uns(handle).get("prepare")
     if record is None:
         raise InputError(path, "no uns['sci2cl']['prepare']: not written by sci2cl prepare")
     return record
 
 
 def _embedding_summary(path: Path) -> dict[str, Any]:
-    def read(handle: h5py.File) -> tuple[Any, ...]:
-        key = f"obsm/{OBSM_KEYS['joint']}"
+    key = f"obsm/{OBSM_KEYS['joint']}"
+    with _h5(path) as handle:
         if key not in handle:
             raise InputError(path, f"no obsm['{OBSM_KEYS['joint']}']: not a trained sci2cl h5mu")
         obs = handle["obs"]
-        columns = [pd.Series(read_elem(obs[c])) if c in obs else None for c in ("sample", LEIDEN)]
-        return handle[key].shape, *columns, _sci2cl_uns(handle)
-
-    (n_cells, n_dims), samples, clusters, uns = _read_h5(path, read)
+        samples, clusters = (
+            pd.Series(read_elem(obs[c])) if c in obs else None for c in ("sample", LEIDEN)
+        )
+        n_cells, n_dims = handle[key].shape
+        uns = _sci2cl_uns(handle)
     params = uns.get("params", {})
     fusion = params.get("fusion_check", {})
     row: dict[str, Any] = {

@@ -35,32 +35,20 @@ class TrainingState:
     cells_seen: int = 0
 
 
-def rng_states(rng: np.random.Generator) -> dict:
-    """Every random state training draws from: numpy (shuffling), torch CPU, each CUDA device."""
-    states = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng(states: dict, rng: np.random.Generator) -> None:
-    rng.bit_generator.state = states["numpy"]
-    torch.set_rng_state(states["torch"])
-    cuda = states.get("cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
 def save_checkpoint(
     path: Path, module, optimiser, scaler, rng: np.random.Generator, state: TrainingState
 ) -> None:
     """Write atomically (temporary name, then rename): a kill never leaves half a file."""
+    # every random state training draws from: numpy (shuffling), torch CPU, each CUDA device
+    rng_states = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng_states["cuda"] = torch.cuda.get_rng_state_all()
     payload = {
         "format": FORMAT,
         "module": module.state_dict(),
         "optimiser": optimiser.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": rng_states(rng),
+        "rng": rng_states,
         "state": asdict(state),
     }
     with staged_outputs({"checkpoint": path}) as temp:
@@ -85,5 +73,9 @@ def load_checkpoint(
         raise InputError(path, f"checkpoint does not match this model ({one_line(err)})") from err
     if payload["scaler"]:  # empty when mixed precision was off
         scaler.load_state_dict(payload["scaler"])
-    restore_rng(payload["rng"], rng)
+    rng.bit_generator.state = payload["rng"]["numpy"]
+    torch.set_rng_state(payload["rng"]["torch"])
+    cuda = payload["rng"].get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
     return TrainingState(**payload["state"])

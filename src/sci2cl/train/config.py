@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sci2cl.knobs import knob
+from sci2cl.knobs import check_bounds, knob
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,9 @@ class TrainConfig:
     fusion_check: bool = knob(True, "Keep the cross-attention residual only if MOM generalises.")
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
-        if not 0.0 <= self.validation_fraction < 0.5:
-            raise ValueError("validation_fraction must be in [0, 0.5)")
+        check_bounds(self)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.precision not in ("auto", "32", "bf16", "16"):
-            raise ValueError(f"precision must be auto, 32, bf16 or 16, got {self.precision!r}")
 
     @property
     def effective_warmup(self) -> int:

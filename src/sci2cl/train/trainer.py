@@ -113,11 +113,10 @@ class Trainer:
         )
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         state = TrainingState()
-        if resume is not None and Path(resume).exists():
-            state = load_checkpoint(Path(resume), module, optimiser, scaler, rng)
+        if resume is not None and resume.exists():
+            state = load_checkpoint(resume, module, optimiser, scaler, rng)
         result = FitResult(device=str(self.device), history=state.history)
         loader = BatchLoader(data, self.device, cfg.batch_size)
-        checkpoint = None if checkpoint is None else Path(checkpoint)
         with StopRequest() as stop:
             run = _Run(module, loader, optimiser, scaler, rng, state, checkpoint, stop)
             for epoch in range(state.epoch, cfg.max_epochs):
@@ -138,7 +137,6 @@ class Trainer:
         if cfg.fusion_check:
             self._check_fusion(module, state, result)
         module.calibrate_joint(loader(np.arange(data.n_cells)))
-        result.history = state.history
         result.best_epoch = state.best_epoch
         result.best_validation_loss = float(state.best_loss)
         result.epochs_run = state.epoch
@@ -239,7 +237,6 @@ class Trainer:
         module = run.module
         module.eval()
         sums: dict[str, torch.Tensor] = {}
-        n = 0
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed + 1)
@@ -249,7 +246,6 @@ class Trainer:
                 with autocast(self.device, self.amp_dtype):
                     terms = module.loss(batch, full=full)
                 _accumulate(sums, terms, batch.rna.size)
-                n += batch.rna.size
         if run.stop.requested:  # out of fork_rng: the training RNG state is what is saved
             run.save_or_stop(epoch)
         return _means({k: v.tolist() for k, v in sums.items()})
