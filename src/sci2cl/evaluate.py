@@ -73,7 +73,7 @@ def _leiden_k(adata: ad.AnnData, k: int, seed: int) -> np.ndarray:
 
 
 def knn_accuracy(adata: ad.AnnData, labels: np.ndarray) -> float:
-    """Leave-one-out majority vote of each cell's graph neighbours (connectivities)."""
+    """Leave-one-out majority vote of each cell's kNN-graph neighbours (``obsp["distances"]``)."""
     graph = adata.obsp["distances"].tocsr()
     codes, uniques = pd.factorize(labels)
     votes = np.zeros((graph.shape[0], len(uniques)))

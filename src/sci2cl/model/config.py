@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sci2cl.knobs import knob
+from sci2cl.knobs import check_bounds, knob
 
 
 @dataclass(frozen=True)
@@ -43,24 +43,13 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.latent_dim % self.n_heads:
             raise ValueError(
                 f"latent_dim ({self.latent_dim}) must be divisible by n_heads ({self.n_heads})"
             )
-        if not 0.0 <= self.mask_rate < 1.0:
-            raise ValueError(f"mask_rate must be in [0, 1), got {self.mask_rate}")
-        if self.inter_gradient not in ("both", "rna", "atac", "none"):
-            raise ValueError(
-                f"inter_gradient must be both, rna, atac or none: {self.inter_gradient}"
-            )
-        if self.negatives not in ("any", "within_sample"):
-            raise ValueError(f"negatives must be any or within_sample, got {self.negatives!r}")
         if self.n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
-        if self.joint_half_counts < 0:
-            raise ValueError(f"joint_half_counts must be >= 0, got {self.joint_half_counts}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     def to_dict(self) -> dict:
         return asdict(self)
