@@ -17,6 +17,7 @@ from sci2cl.api import fit
 from sci2cl.data import MODALITIES
 from sci2cl.embed import TrainedModel, embed
 from sci2cl.preprocess import PrepareConfig, prepare
+from sci2cl.train.averaging import averaged_weights, update_average
 from sci2cl.train.device import keep_freed_memory
 
 
@@ -266,7 +267,8 @@ def test_released_encoders_learn_only_from_reconstruction(trained, released):
 def test_release_happens_once_held_out_moc_stops_improving(prepared):
     """The trainer releases the encoders at the first joint epoch whose held-out MOC does not
     improve on the best so far, and records that epoch."""
-    train = replace(SMALL_TRAIN, max_epochs=12, patience=3)
+    # without the weight average: with it, held-out MOC keeps improving for 11 joint epochs here
+    train = replace(SMALL_TRAIN, max_epochs=12, patience=3, ema_decay=0.0)
     _, result, _ = fit(prepared, SMALL_MODEL, train)
     joint = [h for h in result.history if h["stage"] == "joint"]
     best, expected = float("inf"), 0
@@ -277,6 +279,36 @@ def test_release_happens_once_held_out_moc_stops_improving(prepared):
             expected = h["epoch"]
             break
     assert expected > 0 and result.encoders_released_epoch == expected
+
+
+def test_weight_average_follows_its_recurrence_and_swaps_back():
+    """The average starts as the weights, then moves by (1 - decay) towards them each update;
+    inside ``averaged_weights`` the module holds it, and after (even on error) its own weights."""
+    module = torch.nn.Linear(3, 2)
+    first = [p.detach().clone() for p in module.parameters()]
+    average = update_average(None, module, 0.9)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    average = update_average(average, module, 0.9)
+    for a, w in zip(average, first, strict=True):
+        torch.testing.assert_close(a, w + 0.1)
+    with pytest.raises(RuntimeError), averaged_weights(module, average):
+        torch.testing.assert_close(module.weight, first[0] + 0.1)
+        raise RuntimeError
+    torch.testing.assert_close(module.weight, first[0] + 1.0)
+
+
+def test_saved_model_holds_the_weight_average(prepared):
+    """The model kept is the average at the selected epoch, not the last step's weights: with
+    one epoch the two runs take the same steps (the average never feeds back into training), so
+    the fitted modules differ only if the kept one is the average."""
+    train = replace(SMALL_TRAIN, max_epochs=1, validation_fraction=0.0)
+    averaged, _, _ = fit(prepared, SMALL_MODEL, train)
+    live, _, _ = fit(prepared, SMALL_MODEL, replace(train, ema_decay=0.0))
+    kept = dict(averaged.module.named_parameters())
+    differs = [n for n, p in live.module.named_parameters() if not torch.equal(p, kept[n])]
+    assert differs
 
 
 class _MallInfo2(ctypes.Structure):

@@ -13,13 +13,14 @@ import torch
 from sci2cl.errors import InputError, one_line
 from sci2cl.io import staged_outputs
 
-FORMAT = "sci2cl-checkpoint/2"
+FORMAT = "sci2cl-checkpoint/3"
 
 
 @dataclass
 class TrainingState:
-    """Progress of a run: finished epochs, early stopping, history, and where the current
-    epoch stands (batches done, the shuffling RNG at its start, partial loss sums)."""
+    """Progress of a run: finished epochs, early stopping, history, the moving average of the
+    weights, and where the current epoch stands (batches done, the shuffling RNG at its start,
+    partial loss sums)."""
 
     epoch: int = 0
     best_loss: float = float("inf")
@@ -32,7 +33,7 @@ class TrainingState:
     batches_done: int = 0
     epoch_rng: dict | None = None
     sums: dict[str, list[float]] = field(default_factory=dict)  # term: [sum, cells]
-    cells_seen: int = 0
+    average: list | None = None  # moving average of the parameters (TrainConfig.ema_decay)
 
 
 def save_checkpoint(

@@ -16,6 +16,13 @@ class TrainConfig:
     batch_size: int = knob(256, "Cells per mini-batch.", 2)
     lr: float = knob(1e-3, "AdamW learning rate.", 0, min_open=True)
     weight_decay: float = knob(1e-5, "AdamW weight decay.", 0)
+    ema_decay: float = knob(
+        0.99,
+        "Decay of the moving average of the weights that is validated and kept (0: off).",
+        0,
+        1,
+        max_open=True,
+    )
     patience: int = knob(10, "Early stopping: epochs without validation improvement.", 1)
     min_delta: float = 1e-3
     validation_fraction: float = knob(

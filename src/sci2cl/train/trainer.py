@@ -16,6 +16,7 @@ from sci2cl.data import MultiomeDataset, train_validation_split
 from sci2cl.loader import BatchLoader
 from sci2cl.model import Sci2clModule
 from sci2cl.model.inter import MATCHING_CHANCE
+from sci2cl.train.averaging import averaged_weights, update_average
 from sci2cl.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from sci2cl.train.config import TrainConfig
 from sci2cl.train.device import (
@@ -172,10 +173,11 @@ class Trainer:
         if full:
             if monitored < state.best_loss - cfg.min_delta:
                 state.best_loss, state.best_epoch, state.bad_epochs = monitored, epoch + 1, 0
-                state.best_state = copy.deepcopy(run.module.state_dict())
+                with averaged_weights(run.module, state.average):
+                    state.best_state = copy.deepcopy(run.module.state_dict())
             else:
                 state.bad_epochs += 1
-        state.batches_done, state.epoch_rng, state.sums, state.cells_seen = 0, None, {}, 0
+        state.batches_done, state.epoch_rng, state.sums = 0, None, {}
         state.epoch = epoch + 1
         run.save()
         return record
@@ -220,8 +222,9 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
             scaler.step(optimiser)
             scaler.update()
+            if self.config.ema_decay > 0:
+                state.average = update_average(state.average, module, self.config.ema_decay)
             _accumulate(sums, terms, batch.rna.size)
-            state.cells_seen += batch.rna.size
             state.batches_done += 1
             due = time.monotonic() - run.saved_at > CHECKPOINT_EVERY_S
             if run.stop.requested or (due and run.checkpoint is not None):
@@ -233,12 +236,13 @@ class Trainer:
     @torch.no_grad()
     def _validate(self, run: _Run, epoch: int, rows, full) -> dict[str, float]:
         """Validation loss with fixed masks, negatives and decoder features, so epochs are
-        comparable. SIGTERM abandons it; a resumed run validates the epoch again."""
+        comparable, under the moving average of the weights. SIGTERM abandons it; a resumed run
+        validates the epoch again."""
         module = run.module
         module.eval()
         sums: dict[str, torch.Tensor] = {}
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), averaged_weights(module, run.state.average):
             torch.manual_seed(self.config.seed + 1)
             for batch in run.loader(rows, module.config.decoder_features_per_step):
                 if run.stop.requested:
