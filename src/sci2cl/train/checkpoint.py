@@ -28,12 +28,12 @@ class TrainingState:
     bad_epochs: int = 0
     best_moc: float = float("inf")
     released_epoch: int = 0  # epoch after which MOC/MOM stopped updating the encoders
-    best_state: dict | None = None
+    best_state: dict[str, torch.Tensor] | None = None
     history: list[dict] = field(default_factory=list)
     batches_done: int = 0
     epoch_rng: dict | None = None
     sums: dict[str, list[float]] = field(default_factory=dict)  # term: [sum, cells]
-    average: list | None = None  # moving average of the parameters (TrainConfig.ema_decay)
+    average: list[torch.Tensor] | None = None  # moving average (TrainConfig.ema_decay)
 
 
 def save_checkpoint(
