@@ -175,14 +175,19 @@ def test_evaluate_reports_all_metrics(snare_run):
         assert metrics["n_labels"] == 14 and metrics["n_cells"] == 1337
         scores.append(metrics)
     assert "umap_kmeans_nmi" not in metrics  # --no-paper-protocol on the h5mu round
-    # the embedding carries the cell types: well above the same scores for shuffled labels
+    # the CLI matched labels to cells: it scores exactly what the library does on the
+    # embedding with its labels aligned by barcode, and well above the same scores for
+    # shuffled labels (test_quality.py holds the quality floors of the defaults)
     identity, embedding = read_embeddings(out / "snare.embeddings.parquet")
     labels = pd.read_csv(SNARE_LABELS, index_col=0)["cluster (remapped)"]
     labels = labels.reindex(identity["barcode"]).to_numpy().astype(str)
     keep = labels != "Mis"
+    aligned = evaluate_embedding(embedding[keep], labels[keep], EvaluationConfig())
     shuffled = np.random.default_rng(0).permutation(labels[keep])
     config = EvaluationConfig(seeds=(0,), paper_protocol=False)
     chance = evaluate_embedding(embedding[keep], shuffled, config)
+    for key in ("leiden_nmi", "kmeans_nmi", "umap_kmeans_nmi"):
+        assert scores[0][key] == pytest.approx(aligned[key], abs=1e-12), key
     for key in ("leiden_nmi", "kmeans_nmi"):
         assert scores[0][key] == scores[1][key] > 2 * chance[key], (key, scores, chance[key])
 
