@@ -120,9 +120,10 @@ METHODS = (
         "probe",
         obsm="X_sci2cl:rna",
         run="sci2cl",
-        note="the joint's RNA stream (RNA latent + cross-attention residual where the fusion "
-        "check keeps it, standardised, weighted) without the ATAC half: compare with 'RNA "
-        "encoder only' for what the residual and the weighting do",
+        note="the joint's RNA half (the RNA stream, i.e. latent + cross-attention residual "
+        "where the fusion check keeps it, decoded and on its expression's principal axes, "
+        "standardised, weighted) without the ATAC half: compare with 'RNA encoder only' for "
+        "what the expression space, the residual and the weighting do",
     ),
     Method(
         "probe_40_epochs",

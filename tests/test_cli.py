@@ -21,6 +21,7 @@ from sci2cl import __version__
 from sci2cl.cli import main
 from sci2cl.evaluate import EvaluationConfig, evaluate_embedding, read_embeddings
 from sci2cl.io import read_multiome
+from sci2cl.model import ModelConfig
 
 SMALL_CLI_MODEL = dict(latent_dim=8, hidden_dims=(32, 16), n_views=2, n_heads=2, n_tokens=2)
 OUTPUTS = (".embeddings.parquet", ".h5mu", ".model.pt", ".history.csv", ".umap.png", ".losses.png")
@@ -56,9 +57,7 @@ def test_version_and_help():
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0 and "--input" in result.output
     train_help = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
-    assert "--latent-dim INTEGER RANGE Latent size per modality (the joint one: twice that)." in (
-        train_help
-    )
+    assert "--latent-dim INTEGER RANGE Latent size per modality." in train_help
 
 
 def test_train_writes_every_output(snare_run):
@@ -68,12 +67,13 @@ def test_train_writes_every_output(snare_run):
     assert "trained 3 epochs on 1500 cells" in result.stderr
     assert "best validation loss" in result.stderr
     table = pd.read_parquet(out / "snare.embeddings.parquet")
-    # joint = the two cross-attended streams side by side: 2 x latent_dim columns
+    # joint = each modality's principal components of decoded expression side by side
+    width = 2 * ModelConfig().joint_components
     assert list(table.columns) == ["barcode", "sample", "sci2cl_leiden"] + [
-        f"sci2cl_{i}" for i in range(16)
+        f"sci2cl_{i}" for i in range(width)
     ]
     assert len(table) == 1500 and table["barcode"].is_unique and set(table["sample"]) == {"snare"}
-    assert all(table[f"sci2cl_{i}"].dtype == np.float32 for i in range(16))
+    assert all(table[f"sci2cl_{i}"].dtype == np.float32 for i in range(width))
     meta = pq.read_schema(out / "snare.embeddings.parquet").metadata
     params = json.loads(meta[b"sci2cl_params"])
     assert meta[b"sci2cl_version"].decode() == __version__
@@ -85,7 +85,7 @@ def test_train_writes_every_output(snare_run):
     assert (check["held_out_mom"] < check["chance"]) == check["residual_kept"]
     mdata = md.read_h5mu(out / "snare.h5mu")
     assert set(mdata.mod) == {"rna", "atac"}
-    assert mdata.obsm["X_sci2cl"].shape == (1500, 16) and mdata.obsm["X_umap"].shape == (1500, 2)
+    assert mdata.obsm["X_sci2cl"].shape == (1500, width) and mdata.obsm["X_umap"].shape == (1500, 2)
     clusters = mdata.obs["sci2cl_leiden"]
     assert clusters.astype(str).tolist() == table["sci2cl_leiden"].tolist()
     assert 2 <= clusters.nunique() < 100 and clusters.value_counts().min() > 0

@@ -287,6 +287,9 @@ def test_cli_joint_train_embed_query_and_evaluate(tmp_path):
     assert model.samples == ["snare_a", "snare_b"]
     assert model.module.config.n_samples == 2
     assert model.module.config.negatives == "within_sample"
+    # sample-conditioned decoders: the joint stays in the latents' space (docs/method.md)
+    assert model.module.config.joint_components == 0
+    assert table.shape[1] == 3 + 2 * model.module.config.latent_dim
 
     # query: the unsplit subset with the original (unshifted) peaks -> mapped by overlap
     invoke(

@@ -181,8 +181,9 @@ def test_non_finite_loss_stops_training_naming_epoch_and_term(prepared, tmp_path
 def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):
     model, _, data = trained
     module = model.module
-    d = module.config.latent_dim
+    d = module.config.joint_components
     out = embed(module, data)
+    assert out["joint"].shape[1] == 2 * d
     half = module.config.joint_half_counts
     library = np.stack([np.asarray(data.counts[m].sum(axis=1)).ravel() for m in MODALITIES], 1)
     reliability = library / (library + half)
@@ -197,6 +198,39 @@ def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):
     batch.atac.library.zero_()
     joint = module.encode(batch)["joint"].detach().numpy()
     assert np.all(joint[:, d:] == 0) and np.any(joint[:, :d] != 0)
+
+
+def test_joint_blocks_are_principal_components_of_decoded_expression(trained):
+    """Each block is the cell's decoded, log-normalised expression on the principal axes of
+    those values over the training cells: its variance ordered as PCA's, and the distances
+    between cells those of an exact PCA of the same (cells x features) values."""
+    model, _, data = trained
+    module = model.module
+    d = module.config.joint_components
+    joint = embed(module, data)["joint"]
+    library = np.stack([np.asarray(data.counts[m].sum(axis=1)).ravel() for m in MODALITIES], 1)
+    reliability = library / (library + module.config.joint_half_counts)
+    weight = reliability / reliability.max(axis=1, keepdims=True)
+    with torch.no_grad():
+        batch = data.batch(np.arange(data.n_cells))
+        z = {m: module.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
+        streams = module.streams(z["rna"], z["atac"])
+    for i, m in enumerate(MODALITIES):
+        with torch.no_grad():
+            x = module.expression(m, streams[m]).double().numpy()
+        x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), np.inf)
+        x = np.clip(x, -10, 10)
+        u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+        exact = u[:, :d] * s[:d]
+        block = joint[:, i * d : (i + 1) * d] / weight[:, i : i + 1]
+        variance = block.var(0)
+        assert np.all(np.diff(variance) <= 1e-3 * variance[0]), variance
+        # the same geometry: pairwise distances agree once both are scaled alike
+        rows = np.arange(0, data.n_cells, 7)
+        mine = np.linalg.norm(block[rows, None] - block[None, rows], axis=-1)
+        theirs = np.linalg.norm(exact[rows, None] - exact[None, rows], axis=-1)
+        ratio = mine[mine > 0] / theirs[mine > 0]
+        assert ratio.std() / ratio.mean() < 0.01, (m, ratio.std() / ratio.mean())
 
 
 def test_fusion_check_keeps_the_residual_only_if_matching_beats_chance(prepared):

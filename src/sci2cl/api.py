@@ -114,8 +114,8 @@ class SCI2CL:
     def get_latent_representation(
         self, modality: str = "joint", batch_size: int = 1024, device: str | None = None
     ) -> np.ndarray:
-        """Embedding of the cells of ``self.mdata`` (float32, cells x dims): ``joint``
-        (2 x latent_dim) or one modality's latent (``rna`` / ``atac``). Batch-independent."""
+        """Embedding of the cells of ``self.mdata`` (float32, cells x dims): ``joint`` (2 x
+        ``joint_components``) or one modality's latent (``rna`` / ``atac``). Batch-independent."""
         if self._embeddings is None:
             self._cells()
             self._embeddings = embed(
@@ -324,6 +324,8 @@ def fit(
     data = MultiomeDataset(counts, transforms, codes)
     if codes is not None:
         model_config = replace(model_config, n_samples=len(samples))
+        if model_config.batch_covariate:  # one decoder per sample: no one expression space
+            model_config = replace(model_config, joint_components=0)  # (docs/method.md)
     torch.manual_seed(train_config.seed)  # weight initialisation is part of the seeded run
     module = Sci2clModule(
         {m: len(features[m]) for m in MODALITIES},

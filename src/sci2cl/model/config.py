@@ -11,7 +11,7 @@ from sci2cl.knobs import check_bounds, knob
 class ModelConfig:
     """Architecture of scI2CL; defaults are chosen for robustness across datasets."""
 
-    latent_dim: int = knob(64, "Latent size per modality (the joint one: twice that).", 2)
+    latent_dim: int = knob(64, "Latent size per modality.", 2)
     hidden_dims: tuple[int, ...] = knob((256, 128), "Encoder hidden sizes (decoder mirrors).", 1)
     dropout: float = knob(0.2, "Dropout rate of the hidden layers.", 0, 0.9)
     n_views: int = knob(0, "Masked views per cell for intra-omics attention (0: off).", 0)
@@ -33,6 +33,9 @@ class ModelConfig:
         True, "Fuse by cross-attention (else: no MOM).", flag="cross-attention"
     )
     joint_half_counts: float = knob(50.0, "Counts giving a modality half weight in the joint.", 0)
+    # Principal components of each modality's decoded expression that place a cell in the
+    # joint (set after training; 0: the latents themselves, as in model files saved before).
+    joint_components: int = 50
     # Several samples: n_samples is set from the data; the decoders are conditioned on the
     # sample (batch_covariate) and MOC/MOM negatives come from any cell of the batch or only
     # from cells of the same sample (negatives).
@@ -48,6 +51,8 @@ class ModelConfig:
             raise ValueError(
                 f"latent_dim ({self.latent_dim}) must be divisible by n_heads ({self.n_heads})"
             )
+        if self.joint_components < 0:
+            raise ValueError(f"joint_components must be >= 0, got {self.joint_components}")
         if self.n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
 
@@ -59,6 +64,7 @@ class ModelConfig:
         values = dict(values)
         for gone in ("modalities", "use_views"):  # written by format /1 and /2 model files
             values.pop(gone, None)
+        values.setdefault("joint_components", 0)  # saved before the expression space
         if "hidden_dims" in values:
             values["hidden_dims"] = tuple(values["hidden_dims"])
         return cls(**values)

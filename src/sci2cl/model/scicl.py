@@ -13,6 +13,13 @@ from sci2cl.data import MODALITIES, MultiomeBatch
 from sci2cl.model.autoencoder import Encoder, ZINBDecoder
 from sci2cl.model.config import ModelConfig
 from sci2cl.model.covariate import negatives_mask, restrict
+from sci2cl.model.expression import (
+    CHUNK_VALUES,
+    FIT_CELLS,
+    log_normalised,
+    principal_axes,
+    standardised,
+)
 from sci2cl.model.inter import PairFusion, info_nce, matching_loss
 from sci2cl.model.intra import MaskedViewAttention, consistency_loss
 
@@ -68,7 +75,13 @@ class Sci2clModule(nn.Module):
         library = mean_library or {m: 1.0 for m in MODALITIES}
         for m in MODALITIES:
             self.register_buffer(f"mean_library_{m}", torch.tensor(float(library[m])))
-            self.register_buffer(f"stream_mean_{m}", torch.zeros(c.latent_dim))
+            width = c.latent_dim
+            if c.joint_components:  # the expression space (set after training)
+                d, width = n_features[m], c.joint_components
+                self.register_buffer(f"expression_mean_{m}", torch.zeros(d))
+                self.register_buffer(f"expression_scale_{m}", torch.zeros(d))
+                self.register_buffer(f"expression_axes_{m}", torch.zeros(d, width))
+            self.register_buffer(f"stream_mean_{m}", torch.zeros(width))
             self.register_buffer(f"stream_scale_{m}", torch.tensor(1.0))
         # set by the trainer: whether MOC/MOM gradients reach the encoders this epoch
         self.inter_to_encoders = True
@@ -92,13 +105,42 @@ class Sci2clModule(nn.Module):
         s = self.fusion.cross(z_rna, z_atac)
         return {"rna": s["rna_to_atac"], "atac": s["atac_to_rna"]}
 
+    def expression(self, modality: str, stream: torch.Tensor) -> torch.Tensor:
+        """The stream decoded to the modality's log-normalised expected expression (cells x
+        features); with sample covariates, every cell is decoded as in the first sample
+        (``fit`` trains such models with ``joint_components`` 0: see docs/method.md)."""
+        decoder = self.decoders[modality]
+        sample = None
+        if decoder.n_covariates:
+            sample = torch.zeros(stream.shape[0], dtype=torch.long, device=stream.device)
+        return log_normalised(decoder.rate(decoder.hidden(stream, sample)))
+
+    def coordinates(self, modality: str, stream: torch.Tensor) -> torch.Tensor:
+        """A stream's place in the joint before standardisation: its decoded expression on
+        the principal axes found after training (``joint_components`` of them), or the stream
+        itself in models saved without them."""
+        if not self.config.joint_components:
+            return stream
+        mean, scale, axes = (
+            getattr(self, f"expression_{name}_{modality}") for name in ("mean", "scale", "axes")
+        )
+        size = max(1, CHUNK_VALUES // self.n_features[modality])  # bounded cells x features
+        return torch.cat(
+            [
+                standardised(self.expression(modality, s), mean, scale) @ axes
+                for s in stream.split(size)
+            ]
+        )
+
     def joint(self, streams: dict[str, torch.Tensor], batch: MultiomeBatch) -> torch.Tensor:
-        """Joint embedding: each stream standardised with training statistics, then weighted
-        by the cell's reliability in that modality relative to its best one: with ``n``
-        counts, ``r = n / (n + joint_half_counts)`` and weight ``r / max(r_rna, r_atac)``.
-        A nearly empty modality cannot drag a cell's position; rich ones weigh equally."""
+        """Joint embedding: each stream's coordinates (:meth:`coordinates`) standardised with
+        training statistics, then weighted by the cell's reliability in that modality relative
+        to its best one: with ``n`` counts, ``r = n / (n + joint_half_counts)`` and weight
+        ``r / max(r_rna, r_atac)``. A nearly empty modality cannot drag a cell's position;
+        rich ones weigh equally."""
         parts = [
-            (streams[m] - getattr(self, f"stream_mean_{m}")) * getattr(self, f"stream_scale_{m}")
+            (self.coordinates(m, streams[m]) - getattr(self, f"stream_mean_{m}"))
+            * getattr(self, f"stream_scale_{m}")
             for m in MODALITIES
         ]
         half = self.config.joint_half_counts
@@ -111,22 +153,37 @@ class Sci2clModule(nn.Module):
 
     @torch.no_grad()
     def calibrate_joint(self, batches: Iterable[MultiomeBatch]) -> None:
-        """Set each stream's centre and scale (1 / mean per-dimension SD) from ``batches``."""
-        total = {m: 0.0 for m in MODALITIES}
-        sums: dict[str, torch.Tensor] = {}
-        squares: dict[str, torch.Tensor] = {}
+        """Fit the joint's coordinates on the cells of ``batches``: each modality's principal
+        axes of decoded expression (when ``joint_components``), then each stream's centre and
+        scale (1 / mean per-dimension SD)."""
+        parts: dict[str, list[torch.Tensor]] = {m: [] for m in MODALITIES}
         for batch in batches:
             z = {m: self.encoders[m].encode_batch(batch[m]) for m in MODALITIES}
             for m, s in self.streams(z["rna"], z["atac"]).items():
-                s = s.double()
-                sums[m] = sums.get(m, 0) + s.sum(0)
-                squares[m] = squares.get(m, 0) + (s * s).sum(0)
-                total[m] += s.shape[0]
+                parts[m].append(s)
         for m in MODALITIES:
-            mean = sums[m] / total[m]
-            sd = (squares[m] / total[m] - mean * mean).clamp_min(0).sqrt().mean()
+            streams = torch.cat(parts[m])
+            size = max(1, CHUNK_VALUES // self.n_features[m])
+            if self.config.joint_components:  # on evenly spread cells, at most FIT_CELLS
+                self._fit_expression_axes(m, streams[:: -(-streams.shape[0] // FIT_CELLS)], size)
+            chunks = streams.split(size)
+            total, sums, squares = 0, 0.0, 0.0
+            for s in chunks:
+                x = self.coordinates(m, s).double()
+                total, sums, squares = total + x.shape[0], sums + x.sum(0), squares + (x * x).sum(0)
+            mean = sums / total
+            sd = (squares / total - mean * mean).clamp_min(0).sqrt().mean()
             getattr(self, f"stream_mean_{m}").copy_(mean.float())
             getattr(self, f"stream_scale_{m}").fill_(float(1.0 / max(float(sd), 1e-6)))
+
+    def _fit_expression_axes(self, modality: str, streams: torch.Tensor, size: int) -> None:
+        """Principal axes of the decoded expression of ``streams``, ``size`` cells at a time."""
+        chunks = streams.split(size)
+        found = principal_axes(
+            lambda: (self.expression(modality, s) for s in chunks), self.config.joint_components
+        )
+        for name, value in zip(("mean", "scale", "axes"), found, strict=True):
+            getattr(self, f"expression_{name}_{modality}").copy_(value)
 
     def loss(self, batch: MultiomeBatch, full: bool = True) -> dict[str, torch.Tensor]:
         """Loss dict for one batch. ``full=False`` is the warm-up: reconstruction only."""
