@@ -178,16 +178,20 @@ def test_non_finite_loss_stops_training_naming_epoch_and_term(prepared, tmp_path
     assert not ckpt.exists()  # a diverged epoch is never saved
 
 
+def _count_weights(module, data) -> np.ndarray:
+    """Each cell's joint weights (cells x modalities), recomputed from its counts."""
+    library = np.stack([np.asarray(data.counts[m].sum(axis=1)).ravel() for m in MODALITIES], 1)
+    reliability = library / (library + module.config.joint_half_counts)
+    return reliability / reliability.max(axis=1, keepdims=True)
+
+
 def test_joint_blocks_are_standardised_and_weighted_by_counts(trained):
     model, _, data = trained
     module = model.module
     d = module.config.joint_components
     out = embed(module, data)
     assert out["joint"].shape[1] == 2 * d
-    half = module.config.joint_half_counts
-    library = np.stack([np.asarray(data.counts[m].sum(axis=1)).ravel() for m in MODALITIES], 1)
-    reliability = library / (library + half)
-    weight = reliability / reliability.max(axis=1, keepdims=True)
+    weight = _count_weights(module, data)
     for i in range(2):
         unweighted = out["joint"][:, i * d : (i + 1) * d] / weight[:, i : i + 1]
         # calibrated on these cells: centred, mean per-dimension SD of one
@@ -208,9 +212,7 @@ def test_joint_blocks_are_principal_components_of_decoded_expression(trained):
     module = model.module
     d = module.config.joint_components
     joint = embed(module, data)["joint"]
-    library = np.stack([np.asarray(data.counts[m].sum(axis=1)).ravel() for m in MODALITIES], 1)
-    reliability = library / (library + module.config.joint_half_counts)
-    weight = reliability / reliability.max(axis=1, keepdims=True)
+    weight = _count_weights(module, data)
     with torch.no_grad():
         batch = data.batch(np.arange(data.n_cells))
         z = {m: module.encoders[m].encode_batch(batch[m]) for m in MODALITIES}

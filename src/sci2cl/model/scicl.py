@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sci2cl.data import MODALITIES, MultiomeBatch
-from sci2cl.model.autoencoder import Encoder, ZINBDecoder
+from sci2cl.model.autoencoder import MAX_LOG_RATE, Encoder, ZINBDecoder
 from sci2cl.model.config import ModelConfig
 from sci2cl.model.covariate import negatives_mask, restrict
 from sci2cl.model.expression import (
@@ -113,7 +113,8 @@ class Sci2clModule(nn.Module):
         sample = None
         if decoder.n_covariates:
             sample = torch.zeros(stream.shape[0], dtype=torch.long, device=stream.device)
-        return log_normalised(decoder.rate(decoder.hidden(stream, sample)))
+        log_rate = decoder.rate(decoder.hidden(stream, sample)).clamp(max=MAX_LOG_RATE)
+        return log_normalised(log_rate)  # clamped as the decoder's own mean is
 
     def coordinates(self, modality: str, stream: torch.Tensor) -> torch.Tensor:
         """A stream's place in the joint before standardisation: its decoded expression on
@@ -124,13 +125,16 @@ class Sci2clModule(nn.Module):
         mean, scale, axes = (
             getattr(self, f"expression_{name}_{modality}") for name in ("mean", "scale", "axes")
         )
-        size = max(1, CHUNK_VALUES // self.n_features[modality])  # bounded cells x features
         return torch.cat(
             [
                 standardised(self.expression(modality, s), mean, scale) @ axes
-                for s in stream.split(size)
+                for s in self._decoding_chunks(modality, stream)
             ]
         )
+
+    def _decoding_chunks(self, modality: str, stream: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``stream`` in row blocks whose decoded expression holds at most CHUNK_VALUES."""
+        return stream.split(max(1, CHUNK_VALUES // self.n_features[modality]))
 
     def joint(self, streams: dict[str, torch.Tensor], batch: MultiomeBatch) -> torch.Tensor:
         """Joint embedding: each stream's coordinates (:meth:`coordinates`) standardised with
@@ -163,22 +167,16 @@ class Sci2clModule(nn.Module):
                 parts[m].append(s)
         for m in MODALITIES:
             streams = torch.cat(parts[m])
-            size = max(1, CHUNK_VALUES // self.n_features[m])
             if self.config.joint_components:  # on evenly spread cells, at most FIT_CELLS
-                self._fit_expression_axes(m, streams[:: -(-streams.shape[0] // FIT_CELLS)], size)
-            chunks = streams.split(size)
-            total, sums, squares = 0, 0.0, 0.0
-            for s in chunks:
-                x = self.coordinates(m, s).double()
-                total, sums, squares = total + x.shape[0], sums + x.sum(0), squares + (x * x).sum(0)
-            mean = sums / total
-            sd = (squares / total - mean * mean).clamp_min(0).sqrt().mean()
-            getattr(self, f"stream_mean_{m}").copy_(mean.float())
+                self._fit_expression_axes(m, streams[:: -(-streams.shape[0] // FIT_CELLS)])
+            x = self.coordinates(m, streams).double()
+            sd = x.std(0, unbiased=False).mean()
+            getattr(self, f"stream_mean_{m}").copy_(x.mean(0).float())
             getattr(self, f"stream_scale_{m}").fill_(float(1.0 / max(float(sd), 1e-6)))
 
-    def _fit_expression_axes(self, modality: str, streams: torch.Tensor, size: int) -> None:
-        """Principal axes of the decoded expression of ``streams``, ``size`` cells at a time."""
-        chunks = streams.split(size)
+    def _fit_expression_axes(self, modality: str, streams: torch.Tensor) -> None:
+        """Principal axes of the decoded expression of ``streams``."""
+        chunks = self._decoding_chunks(modality, streams)
         found = principal_axes(
             lambda: (self.expression(modality, s) for s in chunks), self.config.joint_components
         )
